@@ -1,0 +1,80 @@
+//! Process-level wiring: privacy hardening, engine, metrics, signals.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use engine::{Engine, MetricsPump};
+
+use crate::config::BridgeConfig;
+use crate::relay::{self, Relay};
+
+/// Turns core dumps off: a dump would write packet memory and keys to disk (privacy invariant 5).
+pub fn disable_core_dumps() {
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain syscalls on this process with valid arguments.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
+/// Runs the bridge until SIGTERM or SIGINT; returns the process exit code.
+pub fn run(config: BridgeConfig) -> i32 {
+    disable_core_dumps();
+    let workers = config.engine.worker_count();
+    let table = relay::table(&config.relay, workers);
+    let engine = match Engine::start(&config.engine, |_| Relay::new(table.clone())) {
+        Ok(engine) => engine,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+    tracing::info!(
+        "bridge relaying on {} with {} workers, {} routes",
+        engine.local_addr(),
+        engine.workers(),
+        config.relay.routes.len()
+    );
+
+    let _pump = match start_metrics(&config, &engine) {
+        Ok(pump) => pump,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+
+    let signalled = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(signal, signalled.clone()) {
+            tracing::error!("cannot install signal handler: {e}");
+            return 1;
+        }
+    }
+    let stop = engine.stop_handle();
+    while !signalled.load(Ordering::Relaxed) && !stop.is_stopping() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let failed = stop.is_stopping() && !signalled.load(Ordering::Relaxed);
+    tracing::info!("stopping: draining queued packets");
+    let clean = engine.stop();
+    tracing::info!("stopped");
+    if failed || !clean { 1 } else { 0 }
+}
+
+fn start_metrics(config: &BridgeConfig, engine: &Engine) -> Result<Option<MetricsPump>, String> {
+    let Some(addr) = config.metrics.listen_addr()? else {
+        return Ok(None);
+    };
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| format!("metrics.listen {addr}: {e}"))?;
+    tracing::info!("metrics on http://{addr}/metrics");
+    let interval = Duration::from_millis(config.metrics.interval_ms);
+    MetricsPump::start(engine.counter_handles(), engine.pool_locked(), interval)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,140 @@
+//! Engine settings, read from the `[engine]` table of a daemon's configuration file.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Which I/O backend the workers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendChoice {
+    /// io_uring when the kernel (and any seccomp profile) allows it, otherwise recvmmsg.
+    #[default]
+    Auto,
+    /// io_uring or fail to start.
+    IoUring,
+    /// recvmmsg/sendmmsg on every kernel.
+    Mmsg,
+}
+
+/// What to do about locking the packet pool in RAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryLock {
+    /// Refuse to start unless the pool is locked (packets must never reach swap).
+    #[default]
+    Required,
+    /// Try to lock; when refused, start anyway and say why in one log line.
+    BestEffort,
+    /// Do not try (tests and benchmarks only).
+    Off,
+}
+
+/// Settings of the packet engine.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Address of the shared media port. `[::]:port` is dual-stack (IPv4 and IPv6).
+    pub listen: SocketAddr,
+    /// Worker threads; 0 means one per available core.
+    pub workers: usize,
+    /// Pin each worker to its own core.
+    pub pin_workers: bool,
+    /// Packet slots per worker (2 KiB each), allocated and locked at start.
+    pub pool_slots_per_worker: u32,
+    /// Locking the pool in RAM: "required", "best-effort" or "off".
+    pub lock_memory: MemoryLock,
+    /// I/O backend: "auto", "io_uring" or "mmsg".
+    pub backend: BackendChoice,
+    /// Capacity of each cross-core hand-off queue (one per ordered pair of workers).
+    pub handoff_queue: usize,
+    /// Sends a worker may queue in one loop turn before it drops.
+    pub send_queue: usize,
+    /// Destinations one received datagram may be forwarded to.
+    pub max_fanout: usize,
+    /// Datagrams per recvmmsg/sendmmsg call in the fallback backend.
+    pub mmsg_batch: usize,
+    /// Kernel socket buffer size in bytes (SO_RCVBUF and SO_SNDBUF), 0 for the kernel default.
+    pub socket_buffer: usize,
+    /// How long SIGTERM waits for queued packets to leave, in milliseconds.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0u16; 8], 10000)),
+            workers: 0,
+            pin_workers: true,
+            pool_slots_per_worker: 8192,
+            lock_memory: MemoryLock::Required,
+            backend: BackendChoice::Auto,
+            handoff_queue: 1024,
+            send_queue: 4096,
+            max_fanout: 256,
+            mmsg_batch: 32,
+            socket_buffer: 4 << 20,
+            drain_timeout_ms: 2000,
+        }
+    }
+}
+
+/// A setting outside what the engine can run with. Names the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "engine.{}: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl EngineConfig {
+    /// Worker count after resolving 0 to the number of available cores.
+    pub fn worker_count(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.workers
+        }
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// Checks the ranges the engine depends on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key, problem: &str| Err(ConfigError { key, problem: problem.to_owned() });
+        if self.worker_count() > 1024 {
+            return err("workers", "at most 1024 workers");
+        }
+        // Buffer ids in an io_uring buffer ring are 16 bits and a ring holds at most 32768.
+        if !(64..=32768).contains(&self.pool_slots_per_worker) {
+            return err("pool_slots_per_worker", "must be between 64 and 32768");
+        }
+        if !(2..=1 << 20).contains(&self.handoff_queue) {
+            return err("handoff_queue", "must be between 2 and 1048576");
+        }
+        if !(16..=1 << 16).contains(&self.send_queue) {
+            return err("send_queue", "must be between 16 and 65536");
+        }
+        if !(1..=4096).contains(&self.max_fanout) {
+            return err("max_fanout", "must be between 1 and 4096");
+        }
+        if !(1..=1024).contains(&self.mmsg_batch) {
+            return err("mmsg_batch", "must be between 1 and 1024");
+        }
+        if self.drain_timeout_ms > 60_000 {
+            return err("drain_timeout_ms", "at most 60000 (one minute)");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! The workers' UDP sockets and the conversions between `SocketAddr` and C socket addresses.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Room for any address a worker socket receives from: `sockaddr_in6` is the largest.
+pub const NAME_LEN: usize = size_of::<libc::sockaddr_in6>();
+
+/// Opens one worker's socket: non-blocking, SO_REUSEPORT on `addr`, dual-stack when `addr` is
+/// the IPv6 wildcard.
+pub fn bind_reuseport(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain syscall; the result is checked before use.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    if addr.is_ipv6() {
+        setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
+    }
+    if buffer > 0 {
+        let size = buffer.min(i32::MAX as usize) as libc::c_int;
+        // The FORCE variants pass net.core.[rw]mem_max when we have CAP_NET_ADMIN; without it
+        // fall back to the plain options, which the kernel clamps.
+        for (force, plain) in
+            [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)]
+        {
+            if setsockopt(&fd, libc::SOL_SOCKET, force, size).is_err() {
+                setsockopt(&fd, libc::SOL_SOCKET, plain, size)?;
+            }
+        }
+    }
+    let mut storage: libc::sockaddr_in6 = unsafe_zeroed();
+    let len =
+        encode(addr, domain, &mut storage).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: storage holds a valid sockaddr of `len` bytes.
+    if unsafe { libc::bind(fd.as_raw_fd(), (&raw const storage).cast(), len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(UdpSocket::from(fd))
+}
+
+fn setsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: value is a live c_int and its size is passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as _,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Socket family of a bound socket.
+pub fn family(socket: &UdpSocket) -> io::Result<libc::c_int> {
+    Ok(if socket.local_addr()?.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })
+}
+
+/// A zeroed C address structure.
+pub fn unsafe_zeroed<T: Copy>() -> T {
+    // SAFETY: only used for libc's plain-old-data sockaddr and msghdr structs, for which all
+    // zero bytes is a valid value.
+    unsafe { zeroed() }
+}
+
+/// Writes `addr` for a socket of `family` into `out`; IPv4 destinations of a dual-stack socket
+/// become IPv4-mapped IPv6. Returns the address length, or `None` when an IPv6 destination
+/// meets an IPv4 socket.
+#[inline]
+pub fn encode(
+    addr: SocketAddr,
+    family: libc::c_int,
+    out: &mut libc::sockaddr_in6,
+) -> Option<libc::socklen_t> {
+    match (addr, family) {
+        (SocketAddr::V4(v4), libc::AF_INET) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in (16 bytes) fits in sockaddr_in6 (28 bytes); both are POD.
+            unsafe { std::ptr::write((out as *mut libc::sockaddr_in6).cast(), sin) };
+            Some(size_of::<libc::sockaddr_in>() as _)
+        }
+        (SocketAddr::V6(_), libc::AF_INET) => None,
+        (addr, _) => {
+            let (ip, port, flowinfo, scope) = match addr {
+                SocketAddr::V4(v4) => (v4.ip().to_ipv6_mapped(), v4.port(), 0, 0),
+                SocketAddr::V6(v6) => (*v6.ip(), v6.port(), v6.flowinfo(), v6.scope_id()),
+            };
+            *out = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: port.to_be(),
+                sin6_flowinfo: flowinfo,
+                sin6_addr: libc::in6_addr { s6_addr: ip.octets() },
+                sin6_scope_id: scope,
+            };
+            Some(size_of::<libc::sockaddr_in6>() as _)
+        }
+    }
+}
+
+/// Reads a source address written by the kernel. IPv4-mapped IPv6 addresses come back as
+/// IPv4, so a peer has one identity whichever socket family received it.
+#[inline]
+pub fn decode(name: &[u8]) -> Option<SocketAddr> {
+    if name.len() < 2 {
+        return None;
+    }
+    let family = libc::sa_family_t::from_ne_bytes([name[0], name[1]]) as libc::c_int;
+    match family {
+        libc::AF_INET if name.len() >= size_of::<libc::sockaddr_in>() => {
+            let port = u16::from_be_bytes([name[2], name[3]]);
+            let ip = Ipv4Addr::new(name[4], name[5], name[6], name[7]);
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, port)))
+        }
+        libc::AF_INET6 if name.len() >= size_of::<libc::sockaddr_in6>() => {
+            let port = u16::from_be_bytes([name[2], name[3]]);
+            let flowinfo = u32::from_ne_bytes(name[4..8].try_into().ok()?);
+            let octets: [u8; 16] = name[8..24].try_into().ok()?;
+            let scope = u32::from_ne_bytes(name[24..28].try_into().ok()?);
+            let ip = Ipv6Addr::from(octets);
+            Some(match ip.to_ipv4_mapped() {
+                Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, port)),
+                None => SocketAddr::V6(SocketAddrV6::new(ip, port, flowinfo, scope)),
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of(sin6: &libc::sockaddr_in6) -> &[u8] {
+        // SAFETY: viewing a POD struct as its bytes.
+        unsafe { std::slice::from_raw_parts((sin6 as *const libc::sockaddr_in6).cast(), NAME_LEN) }
+    }
+
+    #[test]
+    fn addresses_round_trip_through_both_families() {
+        let cases: [(SocketAddr, libc::c_int); 4] = [
+            ("127.0.0.1:5000".parse().unwrap(), libc::AF_INET),
+            ("127.0.0.1:5000".parse().unwrap(), libc::AF_INET6),
+            ("[::1]:6000".parse().unwrap(), libc::AF_INET6),
+            ("[fe80::1%3]:7".parse().unwrap(), libc::AF_INET6),
+        ];
+        for (addr, family) in cases {
+            let mut storage = unsafe_zeroed();
+            let len = encode(addr, family, &mut storage).unwrap() as usize;
+            assert_eq!(decode(&bytes_of(&storage)[..len]), Some(addr), "{addr} via {family}");
+        }
+        let mut storage = unsafe_zeroed();
+        assert_eq!(encode("[::1]:1".parse().unwrap(), libc::AF_INET, &mut storage), None);
+    }
+
+    #[test]
+    fn short_or_unknown_names_are_rejected() {
+        assert_eq!(decode(&[]), None);
+        assert_eq!(decode(&[2, 0, 1]), None);
+        assert_eq!(decode(&[0xff; 28]), None);
+    }
+}

@@ -1,0 +1,66 @@
+//! Waking a sleeping worker when another core hands it work.
+//!
+//! A worker with nothing to do sleeps in the kernel (io_uring wait or poll) on its eventfd as
+//! well as its socket. Before sleeping it raises `sleeping` and re-checks its inbound queues;
+//! a producer, after pushing, checks `sleeping` and writes the eventfd only if it is raised.
+//! Both sides use SeqCst so that at least one of them sees the other's write (the classic
+//! store-then-load handshake), and a busy worker costs its peers no syscall at all.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Debug)]
+pub struct Waker {
+    eventfd: OwnedFd,
+    sleeping: AtomicBool,
+}
+
+impl Waker {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Self { eventfd, sleeping: AtomicBool::new(false) })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.eventfd.as_raw_fd()
+    }
+
+    /// Called by the owner before it blocks.
+    pub fn prepare_sleep(&self) {
+        self.sleeping.store(true, Ordering::SeqCst);
+    }
+
+    /// Called by the owner when it runs again.
+    pub fn awake(&self) {
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+
+    /// Called by a producer after pushing work for the owner.
+    pub fn wake_if_sleeping(&self) {
+        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
+    /// Unconditional wake (shutdown).
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our eventfd. A full counter (EAGAIN) means
+        // a wake is already pending, which is all we need.
+        unsafe { libc::write(self.fd(), (&raw const one).cast(), 8) };
+    }
+
+    /// Clears pending wakes (poll backend; io_uring reads the eventfd itself).
+    pub fn clear(&self) {
+        let mut value: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64; EAGAIN when nothing is pending.
+        unsafe { libc::read(self.fd(), (&raw mut value).cast(), 8) };
+    }
+}

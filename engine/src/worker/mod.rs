@@ -1,0 +1,250 @@
+//! A worker: one thread, one core, one socket, one share of the pool.
+//!
+//! [`Core`] is what both backends share: it runs the handler on a received slot, turns its
+//! answer into transmits (queued locally or handed to another core), and releases slots when
+//! their last send is done. The backends ([`uring`], [`mmsg`]) only move datagrams between the
+//! socket and the pool.
+
+pub mod mmsg;
+pub mod uring;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::counters::{Counts, DropReason, WorkerCounters};
+use crate::handler::{Datagram, Destination, Handler, Output, PacketBuf, Via, WorkerId};
+use crate::mesh::{MeshPort, Transmit};
+use crate::pool::{FreeList, PacketPool, SLOT_SIZE, SlotId};
+
+/// Worker state shared by both backends.
+#[derive(Debug)]
+pub struct Core {
+    pub(crate) id: WorkerId,
+    pub(crate) pool: Arc<PacketPool>,
+    pub(crate) free: FreeList,
+    pub(crate) mesh: MeshPort,
+    pub(crate) counters: Counts,
+    published: Arc<WorkerCounters>,
+    /// Transmits for this loop turn; the backend drains it into the kernel once per turn.
+    pub(crate) pending: Vec<Transmit>,
+    /// Destinations of the datagram being handled (capacity = `max_fanout`).
+    fanout: Vec<Destination>,
+}
+
+impl Core {
+    pub(crate) fn new(
+        id: WorkerId,
+        pool: Arc<PacketPool>,
+        mesh: MeshPort,
+        published: Arc<WorkerCounters>,
+        send_queue: usize,
+        max_fanout: usize,
+    ) -> Self {
+        let free = FreeList::full(pool.worker_slots(id));
+        Self {
+            id,
+            pool,
+            free,
+            mesh,
+            counters: Counts::default(),
+            published,
+            pending: Vec::with_capacity(send_queue),
+            fanout: Vec::with_capacity(max_fanout),
+        }
+    }
+
+    /// Runs the handler on the datagram in `slot` (payload at `offset`, `len` bytes, owned by
+    /// us) and dispatches its forwards. The slot is released or shared out before returning.
+    pub(crate) fn handle_received<H: Handler>(
+        &mut self,
+        handler: &mut H,
+        now: Instant,
+        from: SocketAddr,
+        slot: SlotId,
+        offset: usize,
+        len: usize,
+    ) {
+        self.counters.rx_packets += 1;
+        self.counters.rx_bytes += len as u64;
+        let mut fanout = std::mem::take(&mut self.fanout);
+        // SAFETY: the slot came out of a receive completion, so this worker holds it alone
+        // until it is released or handed to sends below, after `handle` has returned. The
+        // slice points into the pool mapping, which outlives the worker.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(self.pool.slot_ptr(slot).add(offset), SLOT_SIZE - offset)
+        };
+        let mut datagram =
+            Datagram { buf: PacketBuf::new(bytes, len), fanout: &mut fanout, fanout_dropped: 0 };
+        handler.handle(now, from, &mut datagram, &mut Output { core: self });
+        let len = datagram.buf.len();
+        self.counters.drops[DropReason::FanoutLimit as usize] += datagram.fanout_dropped;
+
+        if fanout.is_empty() {
+            self.recycle(slot, offset..offset + len);
+        } else {
+            let transmit =
+                |dest: SocketAddr| Transmit { slot: slot.0, offset: offset as u16, len: len as u16, dest };
+            self.pool.set_refs(slot, fanout.len() as u32);
+            for to in fanout.drain(..) {
+                self.dispatch(transmit(to.addr), to.via);
+            }
+        }
+        self.fanout = fanout;
+    }
+
+    /// Writes a new packet into a fresh slot and dispatches it.
+    pub(crate) fn send_new(&mut self, to: Destination, write: impl FnOnce(&mut PacketBuf<'_>)) -> bool {
+        let Some(slot) = self.free.pop() else {
+            self.counters.drop(DropReason::PoolEmpty);
+            return false;
+        };
+        // SAFETY: the slot came off our free list, so nobody else holds it; the pool outlives
+        // the worker.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(self.pool.slot_ptr(slot), SLOT_SIZE) };
+        let mut buf = PacketBuf::new(bytes, 0);
+        write(&mut buf);
+        let len = buf.len();
+        if len == 0 {
+            self.free.push(slot);
+            return false;
+        }
+        self.pool.set_refs(slot, 1);
+        self.dispatch(Transmit { slot: slot.0, offset: 0, len: len as u16, dest: to.addr }, to.via)
+    }
+
+    /// Queues a transmit here or hands it to the worker that must send it.
+    #[inline]
+    fn dispatch(&mut self, transmit: Transmit, via: Via) -> bool {
+        match via {
+            Via::Worker(worker) if worker != self.id => match self.mesh.hand_off(worker, transmit) {
+                Ok(()) => {
+                    self.counters.handoffs += 1;
+                    true
+                }
+                Err(transmit) => {
+                    self.counters.drop(DropReason::HandoffFull);
+                    self.release(&transmit);
+                    false
+                }
+            },
+            _ => self.queue_local(transmit),
+        }
+    }
+
+    #[inline]
+    fn queue_local(&mut self, transmit: Transmit) -> bool {
+        if self.pending.len() == self.pending.capacity() {
+            self.counters.drop(DropReason::SendQueueFull);
+            self.release(&transmit);
+            return false;
+        }
+        self.pending.push(transmit);
+        true
+    }
+
+    /// Drops one reference to a transmit's slot; the last one recycles it.
+    #[inline]
+    pub(crate) fn release(&mut self, transmit: &Transmit) {
+        let slot = SlotId(transmit.slot);
+        if self.pool.unref(slot) {
+            let start = usize::from(transmit.offset);
+            self.recycle(slot, start..start + usize::from(transmit.len));
+        }
+    }
+
+    /// Wipes the bytes a packet used and sends the slot home. The caller holds the slot alone.
+    #[inline]
+    pub(crate) fn recycle(&mut self, slot: SlotId, used: std::ops::Range<usize>) {
+        // SAFETY: the caller dropped the last reference (or never shared the slot), so no send
+        // and no other worker reads it.
+        unsafe { self.pool.wipe(slot, used) };
+        let owner = self.pool.owner(slot);
+        if owner == self.id {
+            self.free.push(slot);
+        } else {
+            self.mesh.return_slot(owner, slot.0);
+        }
+    }
+
+    /// Takes home-coming slots and, while the send queue has room, packets handed to us.
+    /// Whatever does not fit stays in the hand-off queue, pushing back on its producer.
+    pub(crate) fn drain_inbound(&mut self) {
+        while let Some(slot) = self.mesh.next_return() {
+            self.free.push(SlotId(slot));
+        }
+        while self.pending.len() < self.pending.capacity() {
+            let Some(transmit) = self.mesh.next_inbound() else {
+                break;
+            };
+            self.pending.push(transmit);
+        }
+    }
+
+    /// End of a loop turn: wake peers we gave work to, publish counters.
+    pub(crate) fn end_turn(&mut self) {
+        self.mesh.wake_touched();
+        self.published.publish(&self.counters);
+    }
+}
+
+/// Stop coordination shared by all workers of an engine.
+#[derive(Debug)]
+pub struct Shutdown {
+    pub(crate) stop: AtomicBool,
+    /// Per worker: may it still hand packets to others? A worker leaves only once all are
+    /// false, so no hand-off is pushed to a worker that already exited.
+    producing: Box<[AtomicBool]>,
+    pub(crate) drain_timeout: Duration,
+}
+
+impl Shutdown {
+    pub(crate) fn new(workers: usize, drain_timeout: Duration) -> Self {
+        let producing = (0..workers).map(|_| AtomicBool::new(true)).collect();
+        Self { stop: AtomicBool::new(false), producing, drain_timeout }
+    }
+
+    pub(crate) fn request(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn requested(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Idempotent: also called for a worker that failed.
+    pub(crate) fn done_producing(&self, worker: WorkerId) {
+        self.producing[usize::from(worker.0)].store(false, Ordering::Release);
+    }
+
+    pub(crate) fn all_done_producing(&self) -> bool {
+        self.producing.iter().all(|p| !p.load(Ordering::Acquire))
+    }
+}
+
+/// Tells `Engine::start` that a worker finished setting up.
+#[derive(Debug)]
+pub struct Ready(pub(crate) mpsc::Sender<Result<WorkerId, (WorkerId, std::io::Error)>>);
+
+impl Ready {
+    pub(crate) fn signal(&self, worker: WorkerId) {
+        let _ = self.0.send(Ok(worker)); // start() may have given up waiting already
+    }
+}
+
+/// Everything a worker thread needs; consumed by a backend's `run`.
+#[derive(Debug)]
+pub struct WorkerSetup {
+    pub core: Core,
+    pub socket: UdpSocket,
+    pub shutdown: Arc<Shutdown>,
+    pub mmsg_batch: usize,
+    pub ready: Ready,
+}
+
+/// Time until the handler's next deadline, for the sleep of a loop turn.
+pub(crate) fn until(deadline: Option<Instant>, now: Instant) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(now))
+}

@@ -1,0 +1,395 @@
+//! The io_uring backend.
+//!
+//! Receives with one multishot `RECVMSG` whose buffers come from a provided-buffer ring made of
+//! this worker's pool slots: the kernel writes each datagram (behind a small header and the
+//! source address) straight into a slot, and a slot goes back into the ring only after its
+//! last send. Sends are `SENDMSG`s from the same slots, queued during a loop turn and submitted
+//! together with the wait for the next completions: one `io_uring_enter` per turn.
+//!
+//! Kernel features used: multishot recvmsg (6.0), provided buffer rings (5.19), SINGLE_ISSUER
+//! (6.0) and DEFER_TASKRUN (6.1). The last two are optional; without a buffer ring or
+//! multishot recvmsg the engine falls back to [`super::mmsg`].
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
+use io_uring::{IoUring, cqueue, opcode};
+
+use super::{Core, WorkerSetup, until};
+use crate::counters::DropReason;
+use crate::handler::{Handler, Output};
+use crate::mesh::Transmit;
+use crate::pool::{SLOT_SIZE, SlotId};
+use crate::socket::{self, NAME_LEN};
+
+const BUFFER_GROUP: u16 = 0;
+const TAG_MASK: u64 = 0xff << 56;
+const TAG_RECV: u64 = 1 << 56;
+const TAG_SEND: u64 = 2 << 56;
+const TAG_WAKE: u64 = 3 << 56;
+const TAG_CANCEL: u64 = 4 << 56;
+/// How often a draining worker looks at its peers' progress.
+const DRAIN_TICK: Duration = Duration::from_millis(5);
+
+/// Creates a ring with the flags a worker wants, dropping the optional ones the kernel lacks.
+/// Returns whether SINGLE_ISSUER and DEFER_TASKRUN are on.
+fn build_ring(entries: u32) -> io::Result<(IoUring, bool)> {
+    let cq = entries * 8;
+    let attempt = |single_issuer: bool| {
+        let mut builder = IoUring::builder();
+        builder.setup_cqsize(cq).setup_clamp();
+        if single_issuer {
+            builder.setup_single_issuer().setup_defer_taskrun();
+        }
+        builder.build(entries).map(|ring| (ring, single_issuer))
+    };
+    match attempt(true) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => attempt(false),
+        other => other,
+    }
+}
+
+/// Checks, once at start, that this kernel and process may use what the backend needs.
+/// An error here (EPERM under a seccomp profile, ENOSYS, EINVAL on old kernels) selects the
+/// fallback backend.
+/// Returns whether DEFER_TASKRUN is available.
+pub fn probe() -> io::Result<bool> {
+    let (ring, defer_taskrun) = build_ring(8)?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    for code in [opcode::RecvMsgMulti::CODE, opcode::SendMsg::CODE, opcode::AsyncCancel::CODE] {
+        if !probe.is_supported(code) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring opcode {code} unsupported"),
+            ));
+        }
+    }
+    let buffers = BufRing::new(1)?;
+    // SAFETY: the ring memory stays mapped until after it is unregistered below.
+    unsafe { ring.submitter().register_buf_ring_with_flags(buffers.base as u64, 1, BUFFER_GROUP, 0)? };
+    ring.submitter().unregister_buf_ring(BUFFER_GROUP)?;
+    Ok(defer_taskrun)
+}
+
+/// A provided-buffer ring: page-aligned entries the kernel takes buffers from.
+struct BufRing {
+    base: *mut BufRingEntry,
+    entries: u16,
+    bytes: usize,
+    /// Our next write position (the kernel reads up to the published tail).
+    tail: u16,
+    /// Buffers in the ring the kernel has not used yet.
+    available: usize,
+}
+
+impl BufRing {
+    fn new(entries: u16) -> io::Result<Self> {
+        let entries = entries.max(1).next_power_of_two();
+        let bytes = usize::from(entries) * std::mem::size_of::<BufRingEntry>();
+        // SAFETY: anonymous mapping, page-aligned as the kernel requires; result checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { base: ptr.cast(), entries, bytes, tail: 0, available: 0 })
+    }
+
+    /// Adds a buffer; visible to the kernel after [`publish`](Self::publish).
+    fn push(&mut self, addr: *mut u8, bid: u16) {
+        let index = usize::from(self.tail & (self.entries - 1));
+        // SAFETY: index < entries, inside the mapping. The kernel only reads entries between
+        // its head and the published tail; this one is past the published tail.
+        let entry = unsafe { &mut *self.base.add(index) };
+        entry.set_addr(addr as u64);
+        entry.set_len(SLOT_SIZE as u32);
+        entry.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+        self.available += 1;
+    }
+
+    fn publish(&self) {
+        // SAFETY: the tail field lives in the first entry of our mapping, and the kernel reads
+        // it as an atomic u16; the Release store orders the entry writes before it.
+        let tail = unsafe { &*BufRingEntry::tail(self.base).cast::<AtomicU16>() };
+        tail.store(self.tail, Ordering::Release);
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly our mapping; callers unregister it (or leak it) first.
+        unsafe { libc::munmap(self.base.cast(), self.bytes) };
+    }
+}
+
+/// The kernel's view of one queued send: it reads these until the completion arrives.
+struct SendOp {
+    header: libc::msghdr,
+    iov: libc::iovec,
+    addr: libc::sockaddr_in6,
+    transmit: Option<Transmit>,
+}
+
+#[derive(PartialEq)]
+enum Phase {
+    Running,
+    Draining { deadline: Instant, producing_done: bool },
+}
+
+/// Runs a worker until shutdown.
+pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
+    let WorkerSetup { mut core, socket, shutdown, ready, .. } = setup;
+    let fd = Fd(socket.as_raw_fd());
+    let family = socket::family(&socket)?;
+    let slots = core.pool.worker_slots(core.id);
+    let first_slot = slots.start;
+    let slot_count = slots.len();
+    let send_capacity = core.pending.capacity();
+
+    let (mut ring, _) = build_ring((send_capacity as u32).next_power_of_two().min(4096))?;
+    let mut buffers = BufRing::new(slot_count as u16)?;
+    // SAFETY: the buffer ring stays mapped until it is unregistered at the end of `run`.
+    unsafe {
+        ring.submitter().register_buf_ring_with_flags(
+            buffers.base as u64,
+            buffers.entries,
+            BUFFER_GROUP,
+            0,
+        )?;
+    }
+    // Keep an eighth of the share off the ring for packets the handler writes itself.
+    let ring_target = slot_count - slot_count / 8;
+
+    // The multishot receive reads msg_namelen/msg_controllen from this header for its whole
+    // life; boxed so its address is stable.
+    let mut rx_header: Box<libc::msghdr> = Box::new(socket::unsafe_zeroed());
+    rx_header.msg_namelen = NAME_LEN as u32;
+    let mut wake_buffer = Box::new(0u64);
+    let mut ops: Box<[SendOp]> = (0..send_capacity)
+        .map(|_| SendOp {
+            header: socket::unsafe_zeroed(),
+            iov: libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 },
+            addr: socket::unsafe_zeroed(),
+            transmit: None,
+        })
+        .collect();
+    let mut free_ops: Vec<u32> = (0..send_capacity as u32).rev().collect();
+
+    let mut recv_armed = false;
+    let mut wake_armed = false;
+    let mut phase = Phase::Running;
+    let waker_fd = Fd(core.mesh.waker().fd());
+    ready.signal(core.id);
+
+    loop {
+        // Refill the buffer ring with free slots, then (re)arm what needs arming.
+        let before = buffers.tail;
+        while buffers.available < ring_target {
+            let Some(slot) = core.free.pop() else { break };
+            buffers.push(core.pool.slot_ptr(slot), (slot.0 - first_slot) as u16);
+        }
+        if buffers.tail != before {
+            buffers.publish();
+        }
+        if !recv_armed && phase == Phase::Running && buffers.available > 0 {
+            let entry = opcode::RecvMsgMulti::new(fd, &raw const *rx_header, BUFFER_GROUP)
+                .build()
+                .user_data(TAG_RECV);
+            push_sqe(&mut ring, &entry)?;
+            recv_armed = true;
+        }
+        if !wake_armed {
+            let entry =
+                opcode::Read::new(waker_fd, (&raw mut *wake_buffer).cast(), 8).build().user_data(TAG_WAKE);
+            push_sqe(&mut ring, &entry)?;
+            wake_armed = true;
+        }
+
+        // Turn this turn's transmits into SENDMSGs.
+        let mut pending = std::mem::take(&mut core.pending);
+        for transmit in pending.drain(..) {
+            let Some(index) = free_ops.pop() else {
+                core.counters.drop(DropReason::SendQueueFull);
+                core.release(&transmit);
+                continue;
+            };
+            let op = &mut ops[index as usize];
+            let Some(addr_len) = socket::encode(transmit.dest, family, &mut op.addr) else {
+                free_ops.push(index);
+                core.counters.drop(DropReason::SendFailed);
+                core.release(&transmit);
+                continue;
+            };
+            // SAFETY: offset + len lies within the slot (set when the packet was received or
+            // written); the pool mapping outlives the send.
+            op.iov.iov_base =
+                unsafe { core.pool.slot_ptr(SlotId(transmit.slot)).add(usize::from(transmit.offset)) }.cast();
+            op.iov.iov_len = usize::from(transmit.len);
+            op.header.msg_name = (&raw mut op.addr).cast();
+            op.header.msg_namelen = addr_len;
+            op.header.msg_iov = &raw mut op.iov;
+            op.header.msg_iovlen = 1;
+            op.transmit = Some(transmit);
+            let entry =
+                opcode::SendMsg::new(fd, &raw const op.header).build().user_data(TAG_SEND | u64::from(index));
+            push_sqe(&mut ring, &entry)?;
+        }
+        core.pending = pending;
+        core.end_turn();
+
+        // Shutdown bookkeeping.
+        if let Phase::Draining { deadline, producing_done } = &mut phase {
+            if !*producing_done && !recv_armed {
+                shutdown.done_producing(core.id);
+                *producing_done = true;
+            }
+            let in_flight = send_capacity - free_ops.len();
+            let finished = *producing_done
+                && shutdown.all_done_producing()
+                && !core.mesh.has_inbound()
+                && in_flight == 0;
+            if finished {
+                break;
+            }
+            if Instant::now() >= *deadline {
+                core.counters.drops[DropReason::Shutdown as usize] += in_flight as u64;
+                core.end_turn();
+                tracing::warn!(worker = core.id.0, in_flight, "drain time ran out");
+                // The kernel may still read in-flight send headers and pool slots while the ring
+                // is torn down asynchronously: keep that memory alive until the process exits.
+                std::mem::forget(ops);
+                std::mem::forget(buffers);
+                std::mem::forget(core.pool.clone());
+                return Ok(());
+            }
+        } else if shutdown.requested() {
+            phase =
+                Phase::Draining { deadline: Instant::now() + shutdown.drain_timeout, producing_done: false };
+            if recv_armed {
+                push_sqe(&mut ring, &opcode::AsyncCancel::new(TAG_RECV).build().user_data(TAG_CANCEL))?;
+            }
+            continue;
+        }
+
+        // Submit and wait: sleep in the kernel unless work is already waiting.
+        let timeout = match phase {
+            Phase::Running => until(handler.poll_timeout(), Instant::now()),
+            Phase::Draining { .. } => Some(DRAIN_TICK),
+        };
+        let waker = core.mesh.waker();
+        waker.prepare_sleep();
+        let result = if core.mesh.has_inbound() || shutdown.requested() && phase == Phase::Running {
+            ring.submit()
+        } else {
+            match timeout {
+                None => ring.submit_and_wait(1),
+                Some(t) => {
+                    let ts = Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
+                    ring.submitter().submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+                }
+            }
+        };
+        waker.awake();
+        match result {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+            Err(e) => return Err(e),
+        }
+
+        // Completions.
+        let now = Instant::now();
+        for cqe in ring.completion() {
+            let data = cqe.user_data();
+            match data & TAG_MASK {
+                TAG_RECV => {
+                    if !cqueue::more(cqe.flags()) {
+                        recv_armed = false;
+                    }
+                    if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
+                        buffers.available -= 1;
+                        let slot = SlotId(first_slot + u32::from(bid));
+                        receive(&mut core, &mut handler, now, slot, &rx_header);
+                    } else if cqe.result() == -libc::ENOBUFS {
+                        core.counters.drop(DropReason::PoolEmpty);
+                    }
+                }
+                TAG_SEND => {
+                    let index = (data & !TAG_MASK) as u32;
+                    let op = &mut ops[index as usize];
+                    let transmit = op.transmit.take().expect("a send completion belongs to a queued send");
+                    free_ops.push(index);
+                    if cqe.result() >= 0 {
+                        core.counters.tx_packets += 1;
+                        core.counters.tx_bytes += u64::from(transmit.len);
+                    } else {
+                        core.counters.drop(DropReason::SendFailed);
+                    }
+                    core.release(&transmit);
+                }
+                TAG_WAKE => wake_armed = false,
+                _ => {}
+            }
+        }
+
+        core.drain_inbound();
+        if phase == Phase::Running
+            && let Some(deadline) = handler.poll_timeout()
+            && deadline <= now
+        {
+            handler.handle_timeout(now, &mut Output { core: &mut core });
+        }
+    }
+
+    ring.submitter().unregister_buf_ring(BUFFER_GROUP)?;
+    Ok(())
+}
+
+/// Hands one received datagram to the core, or drops it when it was cut short.
+fn receive<H: Handler>(core: &mut Core, handler: &mut H, now: Instant, slot: SlotId, header: &libc::msghdr) {
+    // SAFETY: the kernel filled this slot and gave it to us with the completion; nobody else
+    // holds it until we release it.
+    let bytes = unsafe { core.pool.slot_mut(slot) };
+    let Ok(message) = io_uring::types::RecvMsgOut::parse(bytes, header) else {
+        core.counters.drop(DropReason::Truncated);
+        core.recycle(slot, 0..SLOT_SIZE);
+        return;
+    };
+    let payload = message.payload_data();
+    let offset = payload.as_ptr() as usize - bytes.as_ptr() as usize;
+    let len = payload.len();
+    match socket::decode(message.name_data()) {
+        Some(from) if !message.is_payload_truncated() => {
+            core.handle_received(handler, now, from, slot, offset, len)
+        }
+        _ => {
+            core.counters.drop(DropReason::Truncated);
+            core.recycle(slot, 0..offset + len);
+        }
+    }
+}
+
+/// Queues an SQE, submitting first if the queue is full (only in bursts larger than the ring).
+fn push_sqe(ring: &mut IoUring, entry: &io_uring::squeue::Entry) -> io::Result<()> {
+    loop {
+        // SAFETY: every pointer in `entry` (headers, iovecs, buffers) lives in worker state
+        // that outlives the operation: send ops are freed only on their completion, and the
+        // receive header, wake buffer and buffer ring live until `run` returns.
+        if unsafe { ring.submission().push(entry) }.is_ok() {
+            return Ok(());
+        }
+        ring.submit()?;
+    }
+}
