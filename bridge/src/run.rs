@@ -22,6 +22,14 @@ pub fn disable_core_dumps() {
 /// Runs the bridge until SIGTERM or SIGINT; returns the process exit code.
 pub fn run(config: BridgeConfig) -> i32 {
     disable_core_dumps();
+    // Before anything starts, so a SIGTERM during start-up still drains and exits cleanly.
+    let signalled = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(signal, signalled.clone()) {
+            tracing::error!("cannot install signal handler: {e}");
+            return 1;
+        }
+    }
     let workers = config.engine.worker_count();
     let table = relay::table(&config.relay, workers);
     let engine = match Engine::start(&config.engine, |_| Relay::new(table.clone())) {
@@ -46,13 +54,6 @@ pub fn run(config: BridgeConfig) -> i32 {
         }
     };
 
-    let signalled = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(signal, signalled.clone()) {
-            tracing::error!("cannot install signal handler: {e}");
-            return 1;
-        }
-    }
     let stop = engine.stop_handle();
     while !signalled.load(Ordering::Relaxed) && !stop.is_stopping() {
         std::thread::sleep(Duration::from_millis(50));

@@ -73,7 +73,10 @@ fn pump(
 fn steady_state_allocations(backend: BackendChoice) -> u64 {
     let source = udp("127.0.0.1:0");
     let sinks = [udp("127.0.0.1:0"), udp("127.0.0.1:0")];
-    let route = Route { from: source.local_addr().unwrap(), to: sinks.iter().map(|s| s.local_addr().unwrap()).collect() };
+    let route = Route {
+        from: source.local_addr().unwrap(),
+        to: sinks.iter().map(|s| s.local_addr().unwrap()).collect(),
+    };
     // Spread: one copy is sent locally, the other crosses to the other worker.
     let relay_config = RelayConfig { routes: vec![route], send_from: SendFrom::Spread };
     let config = EngineConfig {

@@ -13,7 +13,8 @@ use crossbeam_utils::CachePadded;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum DropReason {
-    /// The worker's share of the packet pool was empty (receive or new packet).
+    /// The worker's share of the packet pool was empty when the handler asked for a new packet.
+    /// (An empty share at receive time pauses receiving instead: see `Counts::rx_stalls`.)
     PoolEmpty,
     /// The cross-core queue to the sending worker was full.
     HandoffFull,
@@ -63,6 +64,8 @@ impl DropReason {
 }
 
 const REASONS: usize = DropReason::ALL.len();
+/// Scalar fields of `Counts` before the drop array.
+const FIELDS: usize = 7;
 
 /// A snapshot of one worker's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,6 +76,12 @@ pub struct Counts {
     pub tx_bytes: u64,
     /// Packets this worker handed to another worker to send.
     pub handoffs: u64,
+    /// Times receiving paused because the worker's share of the pool was empty. Datagrams
+    /// wait in the socket meanwhile; those the kernel had to drop are in `kernel_rx_drops`.
+    pub rx_stalls: u64,
+    /// Datagrams the kernel dropped on this worker's socket (receive buffer full), as the
+    /// kernel counts them (SO_MEMINFO), sampled twice a second.
+    pub kernel_rx_drops: u64,
     pub drops: [u64; REASONS],
 }
 
@@ -92,6 +101,8 @@ impl Counts {
         self.tx_packets += other.tx_packets;
         self.tx_bytes += other.tx_bytes;
         self.handoffs += other.handoffs;
+        self.rx_stalls += other.rx_stalls;
+        self.kernel_rx_drops += other.kernel_rx_drops;
         for (a, b) in self.drops.iter_mut().zip(other.drops) {
             *a += b;
         }
@@ -106,15 +117,22 @@ impl Counts {
 /// The shared, published copy of a worker's counters.
 #[derive(Debug, Default)]
 pub struct WorkerCounters {
-    values: CachePadded<[AtomicU64; 5 + REASONS]>,
+    values: CachePadded<[AtomicU64; FIELDS + REASONS]>,
 }
 
 impl WorkerCounters {
     /// Stores a worker's running totals. Called only by that worker.
     pub(crate) fn publish(&self, counts: &Counts) {
         let v = &self.values;
-        let fields =
-            [counts.rx_packets, counts.rx_bytes, counts.tx_packets, counts.tx_bytes, counts.handoffs];
+        let fields = [
+            counts.rx_packets,
+            counts.rx_bytes,
+            counts.tx_packets,
+            counts.tx_bytes,
+            counts.handoffs,
+            counts.rx_stalls,
+            counts.kernel_rx_drops,
+        ];
         for (slot, value) in v.iter().zip(fields.into_iter().chain(counts.drops)) {
             slot.store(value, Ordering::Relaxed);
         }
@@ -122,14 +140,43 @@ impl WorkerCounters {
 
     /// Reads the latest published totals.
     pub fn load(&self) -> Counts {
-        let v: [u64; 5 + REASONS] = std::array::from_fn(|i| self.values[i].load(Ordering::Relaxed));
+        let v: [u64; FIELDS + REASONS] = std::array::from_fn(|i| self.values[i].load(Ordering::Relaxed));
         Counts {
             rx_packets: v[0],
             rx_bytes: v[1],
             tx_packets: v[2],
             tx_bytes: v[3],
             handoffs: v[4],
-            drops: std::array::from_fn(|i| v[5 + i]),
+            rx_stalls: v[5],
+            kernel_rx_drops: v[6],
+            drops: std::array::from_fn(|i| v[FIELDS + i]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_counts_read_back_field_by_field() {
+        let mut counts = Counts {
+            rx_packets: 1,
+            rx_bytes: 2,
+            tx_packets: 3,
+            tx_bytes: 4,
+            handoffs: 5,
+            rx_stalls: 6,
+            kernel_rx_drops: 7,
+            drops: [0; REASONS],
+        };
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            counts.drops[reason as usize] = 100 + i as u64;
+        }
+        let shared = WorkerCounters::default();
+        shared.publish(&counts);
+        let read = shared.load();
+        assert_eq!(read, counts);
+        assert_eq!(read.drops(DropReason::NoRoute), 106);
     }
 }

@@ -54,6 +54,12 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Config(e) => write!(f, "{e}"),
+            Self::Pool(e @ PoolError::Lock { .. }) => {
+                write!(
+                    f,
+                    "{e}; or set engine.lock_memory = \"best-effort\" to run with swappable packet memory"
+                )
+            }
             Self::Pool(e) => write!(f, "{e}"),
             Self::IoUringRefused(e) => {
                 write!(f, "engine.backend = \"io_uring\" but the kernel refused it: {e}")

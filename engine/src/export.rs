@@ -19,6 +19,8 @@ struct WorkerHandles {
     tx_packets: Counter,
     tx_bytes: Counter,
     handoffs: Counter,
+    rx_stalls: Counter,
+    kernel_rx_drops: Counter,
     drops: Vec<Counter>,
 }
 
@@ -50,6 +52,8 @@ impl MetricsPump {
                     tx_packets: counter!("engine_tx_packets_total", "worker" => worker.clone()),
                     tx_bytes: counter!("engine_tx_bytes_total", "worker" => worker.clone()),
                     handoffs: counter!("engine_handoffs_total", "worker" => worker.clone()),
+                    rx_stalls: counter!("engine_rx_stalls_total", "worker" => worker.clone()),
+                    kernel_rx_drops: counter!("engine_kernel_rx_drops_total", "worker" => worker.clone()),
                     drops: DropReason::ALL
                         .iter()
                         .map(|r| counter!("engine_drops_total", "worker" => worker.clone(), "reason" => r.as_str()))
@@ -68,6 +72,8 @@ impl MetricsPump {
                     h.tx_packets.absolute(c.tx_packets);
                     h.tx_bytes.absolute(c.tx_bytes);
                     h.handoffs.absolute(c.handoffs);
+                    h.rx_stalls.absolute(c.rx_stalls);
+                    h.kernel_rx_drops.absolute(c.kernel_rx_drops);
                     for (counter, value) in h.drops.iter().zip(c.drops) {
                         counter.absolute(value);
                     }

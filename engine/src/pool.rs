@@ -42,9 +42,8 @@ impl fmt::Display for PoolError {
             }
             Self::Lock { bytes, source } => write!(
                 f,
-                "cannot lock the {} MiB packet pool in RAM ({source}); raise LimitMEMLOCK= in \
-                 the systemd unit (or `ulimit -l`), shrink engine.pool_slots, or set \
-                 engine.lock_memory = \"best-effort\" to run with swappable packet memory",
+                "cannot lock the {} MiB packet pool in RAM ({source}): raise LimitMEMLOCK= in \
+                 the systemd unit (or `ulimit -l`), or lower engine.pool_slots_per_worker",
                 bytes >> 20
             ),
         }
@@ -117,9 +116,12 @@ impl PacketPool {
                 } else {
                     let error = PoolError::Lock { bytes, source: std::io::Error::last_os_error() };
                     if lock == MemoryLock::Required {
-                        return Err(error); // `pool` unmaps on drop
+                        // `pool` unmaps on drop. The daemon adds the way out to the message.
+                        return Err(error);
                     }
-                    tracing::warn!("starting anyway with unlocked packet memory: {error}");
+                    tracing::warn!(
+                        "{error}; starting anyway (lock_memory = \"best-effort\"): packets may reach swap"
+                    );
                 }
             }
         }

@@ -59,6 +59,19 @@ fn setsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
+/// Datagrams the kernel dropped on `socket` (receive buffer full), from SO_MEMINFO.
+pub fn kernel_drops(socket: &UdpSocket) -> Option<u64> {
+    const SO_MEMINFO: libc::c_int = 55;
+    const SK_MEMINFO_DROPS: usize = 8;
+    let mut info = [0u32; 9];
+    let mut len = size_of_val(&info) as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info` and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, SO_MEMINFO, info.as_mut_ptr().cast(), &mut len)
+    };
+    (rc == 0 && len as usize > SK_MEMINFO_DROPS * 4).then(|| u64::from(info[SK_MEMINFO_DROPS]))
+}
+
 /// Socket family of a bound socket.
 pub fn family(socket: &UdpSocket) -> io::Result<libc::c_int> {
     Ok(if socket.local_addr()?.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })

@@ -5,8 +5,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use engine::{
-    BackendChoice, Counts, Datagram, Destination, DropReason, Engine, EngineConfig, Handler, MemoryLock, Output,
-    Via, WorkerId,
+    BackendChoice, Counts, Datagram, Destination, DropReason, Engine, EngineConfig, Handler, MemoryLock,
+    Output, Via, WorkerId,
 };
 
 /// Byte 0 of a datagram says what to do with it: 0 forward once, 1 forward `copies` times,
@@ -49,7 +49,8 @@ impl Rig {
         sink.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         let handler = Spray { sink: sink.local_addr().unwrap(), copies, cross_core };
-        let config = EngineConfig { listen: "127.0.0.1:0".parse().unwrap(), lock_memory: MemoryLock::Off, ..config };
+        let config =
+            EngineConfig { listen: "127.0.0.1:0".parse().unwrap(), lock_memory: MemoryLock::Off, ..config };
         let engine = Engine::start(&config, |_| handler).expect("engine starts");
         Self { engine, client, sink }
     }
@@ -83,7 +84,8 @@ const BACKENDS: [BackendChoice; 2] = [BackendChoice::IoUring, BackendChoice::Mms
 #[test]
 fn exhausted_pool_drops_and_counts() {
     for backend in BACKENDS {
-        let config = EngineConfig { workers: 1, pool_slots_per_worker: 64, backend, ..EngineConfig::default() };
+        let config =
+            EngineConfig { workers: 1, pool_slots_per_worker: 64, backend, ..EngineConfig::default() };
         let rig = Rig::start(config, 200, false);
         let delivered = rig.exchange(2);
         let counts = rig.settled();

@@ -76,6 +76,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
             handler.handle_timeout(now, &mut Output { core: &mut core });
         }
         send_pending(&mut core, &mut tx, fd, family);
+        core.sample_kernel_drops(&socket, now);
         core.end_turn();
 
         if let Some(deadline) = draining {
@@ -137,7 +138,7 @@ fn receive_batch<H: Handler>(
         ready += 1;
     }
     if ready == 0 {
-        core.counters.drop(DropReason::PoolEmpty);
+        core.counters.rx_stalls += 1;
         return Ok(0);
     }
     // SAFETY: the first `ready` headers point at live iovecs, addresses and free pool slots

@@ -19,6 +19,8 @@ use crate::handler::{Datagram, Destination, Handler, Output, PacketBuf, Via, Wor
 use crate::mesh::{MeshPort, Transmit};
 use crate::pool::{FreeList, PacketPool, SLOT_SIZE, SlotId};
 
+const KERNEL_DROPS_PERIOD: Duration = Duration::from_millis(500);
+
 /// Worker state shared by both backends.
 #[derive(Debug)]
 pub struct Core {
@@ -32,6 +34,8 @@ pub struct Core {
     pub(crate) pending: Vec<Transmit>,
     /// Destinations of the datagram being handled (capacity = `max_fanout`).
     fanout: Vec<Destination>,
+    /// When the kernel's drop count for our socket was last read.
+    drops_sampled: Instant,
 }
 
 impl Core {
@@ -53,6 +57,7 @@ impl Core {
             published,
             pending: Vec::with_capacity(send_queue),
             fanout: Vec::with_capacity(max_fanout),
+            drops_sampled: Instant::now(),
         }
     }
 
@@ -180,6 +185,16 @@ impl Core {
                 break;
             };
             self.pending.push(transmit);
+        }
+    }
+
+    /// Reads the kernel's drop counter for our socket, at most twice a second (one syscall).
+    pub(crate) fn sample_kernel_drops(&mut self, socket: &UdpSocket, now: Instant) {
+        if now.duration_since(self.drops_sampled) >= KERNEL_DROPS_PERIOD {
+            self.drops_sampled = now;
+            if let Some(drops) = crate::socket::kernel_drops(socket) {
+                self.counters.kernel_rx_drops = drops;
+            }
         }
     }
 
