@@ -65,7 +65,7 @@ impl DropReason {
 
 const REASONS: usize = DropReason::ALL.len();
 /// Scalar fields of `Counts` before the drop array.
-const FIELDS: usize = 7;
+const FIELDS: usize = 8;
 
 /// A snapshot of one worker's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,6 +82,9 @@ pub struct Counts {
     /// Datagrams the kernel dropped on this worker's socket (receive buffer full), as the
     /// kernel counts them (SO_MEMINFO), sampled twice a second.
     pub kernel_rx_drops: u64,
+    /// System calls the worker made (io_uring_enter, recvmmsg, sendmmsg, poll, wakes, ...):
+    /// the proof that the hot path makes none per packet.
+    pub syscalls: u64,
     pub drops: [u64; REASONS],
 }
 
@@ -103,6 +106,7 @@ impl Counts {
         self.handoffs += other.handoffs;
         self.rx_stalls += other.rx_stalls;
         self.kernel_rx_drops += other.kernel_rx_drops;
+        self.syscalls += other.syscalls;
         for (a, b) in self.drops.iter_mut().zip(other.drops) {
             *a += b;
         }
@@ -132,6 +136,7 @@ impl WorkerCounters {
             counts.handoffs,
             counts.rx_stalls,
             counts.kernel_rx_drops,
+            counts.syscalls,
         ];
         for (slot, value) in v.iter().zip(fields.into_iter().chain(counts.drops)) {
             slot.store(value, Ordering::Relaxed);
@@ -149,6 +154,7 @@ impl WorkerCounters {
             handoffs: v[4],
             rx_stalls: v[5],
             kernel_rx_drops: v[6],
+            syscalls: v[7],
             drops: std::array::from_fn(|i| v[FIELDS + i]),
         }
     }
@@ -168,6 +174,7 @@ mod tests {
             handoffs: 5,
             rx_stalls: 6,
             kernel_rx_drops: 7,
+            syscalls: 8,
             drops: [0; REASONS],
         };
         for (i, reason) in DropReason::ALL.into_iter().enumerate() {

@@ -21,6 +21,7 @@ struct WorkerHandles {
     handoffs: Counter,
     rx_stalls: Counter,
     kernel_rx_drops: Counter,
+    syscalls: Counter,
     drops: Vec<Counter>,
 }
 
@@ -54,6 +55,7 @@ impl MetricsPump {
                     handoffs: counter!("engine_handoffs_total", "worker" => worker.clone()),
                     rx_stalls: counter!("engine_rx_stalls_total", "worker" => worker.clone()),
                     kernel_rx_drops: counter!("engine_kernel_rx_drops_total", "worker" => worker.clone()),
+                    syscalls: counter!("engine_syscalls_total", "worker" => worker.clone()),
                     drops: DropReason::ALL
                         .iter()
                         .map(|r| counter!("engine_drops_total", "worker" => worker.clone(), "reason" => r.as_str()))
@@ -74,6 +76,7 @@ impl MetricsPump {
                     h.handoffs.absolute(c.handoffs);
                     h.rx_stalls.absolute(c.rx_stalls);
                     h.kernel_rx_drops.absolute(c.kernel_rx_drops);
+                    h.syscalls.absolute(c.syscalls);
                     for (counter, value) in h.drops.iter().zip(c.drops) {
                         counter.absolute(value);
                     }

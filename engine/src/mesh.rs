@@ -109,12 +109,15 @@ impl MeshPort {
     }
 
     /// Wakes the peers we pushed to this turn, if they sleep. One check per peer per turn.
-    pub fn wake_touched(&mut self) {
+    /// Returns how many wakes (eventfd writes) it made.
+    pub fn wake_touched(&mut self) -> u64 {
+        let mut wakes = 0;
         for (i, touched) in self.touched.iter_mut().enumerate() {
             if std::mem::take(touched) {
-                self.wakers[i].wake_if_sleeping();
+                wakes += u64::from(self.wakers[i].wake_if_sleeping());
             }
         }
+        wakes
     }
 
     pub fn waker(&self) -> &Waker {

@@ -42,11 +42,13 @@ impl Waker {
         self.sleeping.store(false, Ordering::Relaxed);
     }
 
-    /// Called by a producer after pushing work for the owner.
-    pub fn wake_if_sleeping(&self) {
-        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
+    /// Called by a producer after pushing work for the owner. Returns whether it woke it.
+    pub fn wake_if_sleeping(&self) -> bool {
+        let woke = self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst);
+        if woke {
             self.wake();
         }
+        woke
     }
 
     /// Unconditional wake (shutdown).

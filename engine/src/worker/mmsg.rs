@@ -115,9 +115,11 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
             });
             // SAFETY: fds is a live array of two pollfds.
             unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+            core.counters.syscalls += 1;
         }
         waker.awake();
         waker.clear();
+        core.counters.syscalls += 1;
     }
 }
 
@@ -146,6 +148,7 @@ fn receive_batch<H: Handler>(
     let n = unsafe {
         libc::recvmmsg(fd, rx.headers.as_mut_ptr(), ready as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
     };
+    core.counters.syscalls += 1;
     let received = if n < 0 {
         let error = io::Error::last_os_error();
         match error.raw_os_error() {
@@ -220,6 +223,7 @@ fn send_pending(core: &mut Core, tx: &mut Batch, fd: i32, family: libc::c_int) {
             let n = unsafe {
                 libc::sendmmsg(fd, tx.headers[done..].as_mut_ptr(), (count - done) as u32, libc::MSG_DONTWAIT)
             };
+            core.counters.syscalls += 1;
             // A failed first message is reported as -1: count it and go on with the rest.
             let (sent, failed) = if n > 0 { (n as usize, 0) } else { (0, 1) };
             for i in done..done + sent + failed {

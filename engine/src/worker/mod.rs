@@ -192,6 +192,7 @@ impl Core {
     pub(crate) fn sample_kernel_drops(&mut self, socket: &UdpSocket, now: Instant) {
         if now.duration_since(self.drops_sampled) >= KERNEL_DROPS_PERIOD {
             self.drops_sampled = now;
+            self.counters.syscalls += 1;
             if let Some(drops) = crate::socket::kernel_drops(socket) {
                 self.counters.kernel_rx_drops = drops;
             }
@@ -200,7 +201,7 @@ impl Core {
 
     /// End of a loop turn: wake peers we gave work to, publish counters.
     pub(crate) fn end_turn(&mut self) {
-        self.mesh.wake_touched();
+        self.counters.syscalls += self.mesh.wake_touched();
         self.published.publish(&self.counters);
     }
 }

@@ -224,13 +224,13 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
             let entry = opcode::RecvMsgMulti::new(fd, &raw const *rx_header, BUFFER_GROUP)
                 .build()
                 .user_data(TAG_RECV);
-            push_sqe(&mut ring, &entry)?;
+            push_sqe(&mut ring, &entry, &mut core.counters.syscalls)?;
             recv_armed = true;
         }
         if !wake_armed {
             let entry =
                 opcode::Read::new(waker_fd, (&raw mut *wake_buffer).cast(), 8).build().user_data(TAG_WAKE);
-            push_sqe(&mut ring, &entry)?;
+            push_sqe(&mut ring, &entry, &mut core.counters.syscalls)?;
             wake_armed = true;
         }
 
@@ -261,7 +261,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
             op.transmit = Some(transmit);
             let entry =
                 opcode::SendMsg::new(fd, &raw const op.header).build().user_data(TAG_SEND | u64::from(index));
-            push_sqe(&mut ring, &entry)?;
+            push_sqe(&mut ring, &entry, &mut core.counters.syscalls)?;
         }
         core.pending = pending;
         core.end_turn();
@@ -295,7 +295,11 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
             phase =
                 Phase::Draining { deadline: Instant::now() + shutdown.drain_timeout, producing_done: false };
             if recv_armed {
-                push_sqe(&mut ring, &opcode::AsyncCancel::new(TAG_RECV).build().user_data(TAG_CANCEL))?;
+                push_sqe(
+                    &mut ring,
+                    &opcode::AsyncCancel::new(TAG_RECV).build().user_data(TAG_CANCEL),
+                    &mut core.counters.syscalls,
+                )?;
             }
             continue;
         }
@@ -319,6 +323,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
             }
         };
         waker.awake();
+        core.counters.syscalls += 1;
         match result {
             Ok(_) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
@@ -399,7 +404,7 @@ fn receive<H: Handler>(core: &mut Core, handler: &mut H, now: Instant, slot: Slo
 }
 
 /// Queues an SQE, submitting first if the queue is full (only in bursts larger than the ring).
-fn push_sqe(ring: &mut IoUring, entry: &io_uring::squeue::Entry) -> io::Result<()> {
+fn push_sqe(ring: &mut IoUring, entry: &io_uring::squeue::Entry, syscalls: &mut u64) -> io::Result<()> {
     loop {
         // SAFETY: every pointer in `entry` (headers, iovecs, buffers) lives in worker state
         // that outlives the operation: send ops are freed only on their completion, and the
@@ -408,5 +413,6 @@ fn push_sqe(ring: &mut IoUring, entry: &io_uring::squeue::Entry) -> io::Result<(
             return Ok(());
         }
         ring.submit()?;
+        *syscalls += 1;
     }
 }
