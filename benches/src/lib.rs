@@ -10,14 +10,18 @@
 //!
 //! `bench-report` runs each forwarder in a child process ([`child`], [`serve`]) so that its
 //! CPU time can be read from `/proc` ([`cpu`]) without the load generator's share in it, and
-//! drives it with paced sources and counting sinks ([`load`]).
+//! drives it with paced sources and counting sinks ([`load`]). One measured run is
+//! [`scenario::measure`]; the kernel's per-socket drop counters ([`drops`]) say where lost
+//! packets were lost, and [`perf`] counts syscalls where `perf` is installed.
 
 pub mod child;
 pub mod cpu;
+pub mod drops;
 pub mod kernel;
 pub mod load;
 pub mod mmsg;
 pub mod perf;
+pub mod scenario;
 pub mod serve;
 
 /// Size of every datagram `bench-report` sends: a typical video RTP packet.

@@ -1,0 +1,277 @@
+//! The child side of `bench-report`: one forwarder in a process of its own.
+//!
+//! ```text
+//! bench-report --serve kernel|relay --route FROM=TO[,TO...]... [--workers N] [--pool-slots N]
+//!                                   [--lifetime-secs S]
+//! ```
+//!
+//! The child binds 127.0.0.1:0, prints one [`Ready`] line on stdout and forwards until its
+//! stdin closes (the parent is done with it, or died), SIGTERM arrives (default action), or
+//! `--lifetime-secs` pass, whichever comes first, so it can never outlive a run for long.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bridge::relay::{self, Relay, RelayConfig, Route};
+use engine::{BackendChoice, Engine, EngineConfig, MemoryLock};
+
+use crate::{kernel, mmsg};
+
+/// Kernel buffer of the forwarder sockets: the engine's default, given to the baseline too.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Which forwarder a child runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// The single-threaded recvmmsg/sendmmsg baseline ([`kernel`]).
+    Kernel,
+    /// The engine in relay mode ([`bridge::relay`]).
+    Relay,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Kernel => "kernel",
+            Self::Relay => "relay",
+        })
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "kernel" => Ok(Self::Kernel),
+            "relay" => Ok(Self::Relay),
+            other => Err(format!("--serve {other}: expected kernel or relay")),
+        }
+    }
+}
+
+/// What a child is asked to run.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub kind: Kind,
+    pub routes: Vec<Route>,
+    /// Engine workers (the relay only; the baseline is single-threaded).
+    pub workers: usize,
+    /// Packet slots per engine worker (relay only); `None` for the engine's default.
+    pub pool_slots: Option<u32>,
+    /// Upper bound on the child's life, in case the parent neither closes stdin nor kills it.
+    pub lifetime: Duration,
+}
+
+impl ServeOptions {
+    /// The command-line arguments that make a child run these options.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec!["--serve".to_owned(), self.kind.to_string()];
+        for route in &self.routes {
+            let to: Vec<String> = route.to.iter().map(SocketAddr::to_string).collect();
+            args.extend(["--route".to_owned(), format!("{}={}", route.from, to.join(","))]);
+        }
+        args.extend(["--workers".to_owned(), self.workers.to_string()]);
+        args.extend(["--lifetime-secs".to_owned(), self.lifetime.as_secs().to_string()]);
+        if let Some(slots) = self.pool_slots {
+            args.extend(["--pool-slots".to_owned(), slots.to_string()]);
+        }
+        args
+    }
+
+    /// Reads what [`to_args`](Self::to_args) wrote (`args` starts after `--serve`).
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let (kind, mut rest) = args.split_first().ok_or("--serve needs kernel or relay")?;
+        let mut options = Self {
+            kind: kind.parse()?,
+            routes: Vec::new(),
+            workers: 1,
+            pool_slots: None,
+            lifetime: Duration::from_secs(600),
+        };
+        while let [flag, value, tail @ ..] = rest {
+            match flag.as_str() {
+                "--route" => options.routes.push(parse_route(value)?),
+                "--workers" => {
+                    options.workers = value.parse().map_err(|e| format!("--workers {value}: {e}"))?
+                }
+                "--pool-slots" => {
+                    options.pool_slots =
+                        Some(value.parse().map_err(|e| format!("--pool-slots {value}: {e}"))?);
+                }
+                "--lifetime-secs" => {
+                    let secs = value.parse().map_err(|e| format!("--lifetime-secs {value}: {e}"))?;
+                    options.lifetime = Duration::from_secs(secs);
+                }
+                other => return Err(format!("unknown serve option {other}")),
+            }
+            rest = tail;
+        }
+        if let [dangling] = rest {
+            return Err(format!("{dangling} needs a value"));
+        }
+        if options.routes.is_empty() {
+            return Err("--serve needs at least one --route".to_owned());
+        }
+        Ok(options)
+    }
+}
+
+/// `FROM=TO[,TO...]`.
+fn parse_route(text: &str) -> Result<Route, String> {
+    let bad = |e: std::net::AddrParseError| format!("--route {text}: {e}");
+    let (from, to) =
+        text.split_once('=').ok_or_else(|| format!("--route {text}: expected FROM=TO[,TO...]"))?;
+    let to = to.split(',').map(|addr| addr.parse().map_err(bad)).collect::<Result<_, _>>()?;
+    Ok(Route { from: from.parse().map_err(bad)?, to })
+}
+
+/// The one line a child prints once it forwards: `ready port=P backend=B workers=W`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ready {
+    pub port: u16,
+    /// `kernel-mmsg` for the baseline, the engine's backend name for the relay.
+    pub backend: String,
+    pub workers: usize,
+}
+
+impl fmt::Display for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Backend names contain no spaces: `io_uring`, `mmsg`, `kernel-mmsg`.
+        write!(f, "ready port={} backend={} workers={}", self.port, self.backend, self.workers)
+    }
+}
+
+impl FromStr for Ready {
+    type Err = String;
+
+    fn from_str(line: &str) -> Result<Self, String> {
+        let bad = || format!("unexpected ready line from the forwarder: {line:?}");
+        let mut fields = line.trim().strip_prefix("ready ").ok_or_else(bad)?.split(' ');
+        let mut value = |key: &str| fields.next().and_then(|f| f.strip_prefix(key)).ok_or_else(bad);
+        let port = value("port=")?.parse().map_err(|_| bad())?;
+        let backend = value("backend=")?.to_owned();
+        let workers = value("workers=")?.parse().map_err(|_| bad())?;
+        Ok(Self { port, backend, workers })
+    }
+}
+
+/// Runs the forwarder `options` names until the parent lets go (see the module docs).
+pub fn run(options: &ServeOptions) -> Result<(), String> {
+    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    match options.kind {
+        Kind::Kernel => serve_kernel(options, listen),
+        Kind::Relay => serve_relay(options, listen),
+    }
+}
+
+fn serve_kernel(options: &ServeOptions, listen: SocketAddr) -> Result<(), String> {
+    let socket = mmsg::udp_socket(listen, SOCKET_BUFFER).map_err(|e| format!("bind {listen}: {e}"))?;
+    let port = socket.local_addr().map_err(|e| e.to_string())?.port();
+    let routes = options.routes.clone();
+    std::thread::Builder::new()
+        .name("kernel-forwarder".to_owned())
+        .spawn(move || {
+            let error = kernel::run(&socket, &routes);
+            // A dead forwarder must not look like a slow one: end the process, which the
+            // parent notices.
+            eprintln!("kernel forwarder stopped: {error}");
+            std::process::exit(1);
+        })
+        .map_err(|e| e.to_string())?;
+    announce(&Ready { port, backend: "kernel-mmsg".to_owned(), workers: 1 })?;
+    wait_for_parent(options.lifetime);
+    // The forwarder thread sleeps in recvmmsg; returning from main ends it with the process.
+    Ok(())
+}
+
+fn serve_relay(options: &ServeOptions, listen: SocketAddr) -> Result<(), String> {
+    let engine = start_relay(options, listen)?;
+    let backend = match engine.backend() {
+        engine::Backend::IoUring => "io_uring",
+        engine::Backend::Mmsg => "mmsg",
+    };
+    announce(&Ready {
+        port: engine.local_addr().port(),
+        backend: backend.to_owned(),
+        workers: engine.workers(),
+    })?;
+    wait_for_parent(options.lifetime);
+    if engine.stop() { Ok(()) } else { Err("engine workers did not stop in time".to_owned()) }
+}
+
+/// The engine as the bridge runs it in relay mode, with memory locking off (a benchmark
+/// needs no protection from swap, and may run without a raised RLIMIT_MEMLOCK).
+fn start_relay(options: &ServeOptions, listen: SocketAddr) -> Result<Engine, String> {
+    let relay_config = RelayConfig { routes: options.routes.clone(), ..RelayConfig::default() };
+    relay_config.validate()?;
+    let defaults = EngineConfig::default();
+    let config = EngineConfig {
+        listen,
+        workers: options.workers,
+        pool_slots_per_worker: options.pool_slots.unwrap_or(defaults.pool_slots_per_worker),
+        lock_memory: MemoryLock::Off,
+        backend: BackendChoice::Auto,
+        socket_buffer: SOCKET_BUFFER,
+        ..defaults
+    };
+    let table = relay::table(&relay_config, config.worker_count());
+    Engine::start(&config, |_| Relay::new(table.clone())).map_err(|e| format!("engine: {e}"))
+}
+
+fn announce(ready: &Ready) -> Result<(), String> {
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{ready}").and_then(|()| stdout.flush()).map_err(|e| format!("stdout: {e}"))
+}
+
+/// Blocks until stdin reaches end of file or `lifetime` passes.
+fn wait_for_parent(lifetime: Duration) {
+    let (closed_tx, closed) = mpsc::channel();
+    // A thread, because a read on stdin cannot time out. It sleeps in `read` and costs the
+    // measured process no CPU.
+    let spawned = std::thread::Builder::new().name("stdin-watch".to_owned()).spawn(move || {
+        let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+        let _ = closed_tx.send(());
+    });
+    if spawned.is_ok() {
+        let _ = closed.recv_timeout(lifetime);
+    } else {
+        std::thread::sleep(lifetime);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_round_trip_through_args() {
+        let options = ServeOptions {
+            kind: Kind::Relay,
+            routes: vec![Route {
+                from: "127.0.0.1:5000".parse().unwrap(),
+                to: vec!["127.0.0.1:6000".parse().unwrap(), "127.0.0.1:6001".parse().unwrap()],
+            }],
+            workers: 2,
+            pool_slots: Some(512),
+            lifetime: Duration::from_secs(30),
+        };
+        let args = options.to_args();
+        let parsed = ServeOptions::parse(&args[1..]).unwrap();
+        assert_eq!(parsed.kind, Kind::Relay);
+        assert_eq!(parsed.routes[0].to, options.routes[0].to);
+        assert_eq!((parsed.workers, parsed.pool_slots), (2, Some(512)));
+        assert_eq!(parsed.lifetime, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn ready_line_round_trips() {
+        let ready = Ready { port: 4242, backend: "io_uring".to_owned(), workers: 2 };
+        assert_eq!(ready.to_string().parse::<Ready>().unwrap(), ready);
+        assert!("listening on 4242".parse::<Ready>().is_err());
+    }
+}
