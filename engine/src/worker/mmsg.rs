@@ -13,23 +13,24 @@ use std::time::{Duration, Instant};
 use super::{Core, WorkerSetup, until};
 use crate::counters::DropReason;
 use crate::handler::{Handler, Output};
+use crate::mesh::Transmit;
 use crate::pool::{SLOT_SIZE, SlotId};
 use crate::socket::{self, NAME_LEN};
 
 const DRAIN_TICK: Duration = Duration::from_millis(5);
 
 /// Preallocated `mmsghdr` batch with the iovecs and addresses it points into.
-struct Batch {
+pub(crate) struct Batch {
     headers: Box<[libc::mmsghdr]>,
     iovecs: Box<[libc::iovec]>,
     names: Box<[libc::sockaddr_in6]>,
     slots: Box<[SlotId]>,
     /// Offset and length of each queued send, for releasing its slot afterwards.
-    transmits: Box<[Option<crate::mesh::Transmit>]>,
+    transmits: Box<[Option<Transmit>]>,
 }
 
 impl Batch {
-    fn new(size: usize) -> Self {
+    pub(crate) fn new(size: usize) -> Self {
         Self {
             headers: (0..size).map(|_| socket::unsafe_zeroed()).collect(),
             iovecs: (0..size).map(|_| libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }).collect(),
@@ -59,6 +60,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
     let family = socket::family(&socket)?;
     let mut rx = Batch::new(mmsg_batch);
     let mut tx = Batch::new(mmsg_batch);
+    let mut blocked = Vec::with_capacity(core.pending.capacity());
     let mut draining: Option<Instant> = None;
     ready.signal(core.id);
 
@@ -75,7 +77,12 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
         {
             handler.handle_timeout(now, &mut Output { core: &mut core });
         }
-        send_pending(&mut core, &mut tx, fd, family);
+        send_pending(&mut core, &mut tx, fd, family, &mut blocked);
+        // A full socket send buffer: this backend does not wait for room, it drops and counts.
+        for transmit in blocked.drain(..) {
+            core.counters.drop(DropReason::SendFailed);
+            core.release(&transmit);
+        }
         core.sample_kernel_drops(&socket, now);
         core.end_turn();
 
@@ -194,8 +201,16 @@ fn release_unused(core: &mut Core, rx: &Batch, from: usize, to: usize) {
     }
 }
 
-/// Sends every queued transmit, a batch per `sendmmsg`, and releases their slots.
-fn send_pending(core: &mut Core, tx: &mut Batch, fd: i32, family: libc::c_int) {
+/// Sends every queued transmit, a batch per `sendmmsg`, and releases their slots. When the
+/// socket's send buffer is full (EAGAIN), the transmits not yet sent go to `blocked`, still
+/// holding their slot references, for the caller to retry or drop.
+pub(crate) fn send_pending(
+    core: &mut Core,
+    tx: &mut Batch,
+    fd: i32,
+    family: libc::c_int,
+    blocked: &mut Vec<Transmit>,
+) {
     let mut pending = std::mem::take(&mut core.pending);
     let mut queued = pending.drain(..).peekable();
     while queued.peek().is_some() {
@@ -224,6 +239,13 @@ fn send_pending(core: &mut Core, tx: &mut Batch, fd: i32, family: libc::c_int) {
                 libc::sendmmsg(fd, tx.headers[done..].as_mut_ptr(), (count - done) as u32, libc::MSG_DONTWAIT)
             };
             core.counters.syscalls += 1;
+            if n < 0
+                && matches!(io::Error::last_os_error().raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS))
+            {
+                blocked.extend(tx.transmits[done..count].iter_mut().map(|t| t.take().expect("linked")));
+                blocked.extend(queued.by_ref());
+                break;
+            }
             // A failed first message is reported as -1: count it and go on with the rest.
             let (sent, failed) = if n > 0 { (n as usize, 0) } else { (0, 1) };
             for i in done..done + sent + failed {
