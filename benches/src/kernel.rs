@@ -1,18 +1,30 @@
-//! The kernel baseline: about the least CPU a user-space UDP forwarder can spend per packet
+//! The kernel baselines: about the least CPU a user-space UDP forwarder can spend per packet
 //! without io_uring, GSO or kernel bypass.
 //!
-//! One thread, one socket. A blocking `recvmmsg` with `MSG_WAITFORONE` sleeps until a datagram
-//! arrives and then takes whatever else is queued, up to [`BATCH`]; each datagram is looked up
-//! by source address (a `SocketAddr` hash map, as the relay does) and one `sendmmsg` sends the
-//! whole batch to every destination of its route, straight from the receive buffers. Nothing
-//! is copied, nothing allocates, and a datagram from an unrouted source is dropped.
+//! The forwarder ([`run`]) is one thread on one socket. A blocking `recvmmsg` with
+//! `MSG_WAITFORONE` sleeps until a datagram arrives and then takes whatever else is queued, up
+//! to [`BATCH`]; each datagram is looked up by source address (a `SocketAddr` hash map, as the
+//! relay does) and one `sendmmsg` sends the whole batch to every destination of its route,
+//! straight from the receive buffers. Nothing is copied, nothing allocates, and a datagram
+//! from an unrouted source is dropped.
 //!
-//! This is the yardstick for the engine in relay mode: the engine may cost more only by what
-//! its extra work (pool slots, reference counts, wiping, counters) is worth.
+//! `bench-report` runs it in two layouts:
+//!
+//! - **same topology** (`kernel-per-core`): N such forwarders, one per engine worker, each a
+//!   thread with its own SO_REUSEPORT socket on the shared port and pinned to core i of the
+//!   allowed CPUs ([`allowed_cpus`], [`pin_current_thread`]), exactly as the engine lays out
+//!   its workers. The kernel spreads the sources over the sockets as it does over the
+//!   engine's, so each thread sleeps and wakes per burst as a worker does. This is the
+//!   yardstick for the engine in relay mode: it pays the same thread layout, so the gap is
+//!   what the engine's per-packet machinery (pool slots, reference counts, wiping, counters)
+//!   costs on top of the kernel's work.
+//! - **one thread** (`kernel`): a single unpinned forwarder on a single socket. It takes
+//!   bigger batches and fewer wake-ups per packet, so the gap between it and the same-topology
+//!   baseline shows what the per-core thread layout itself costs at this load.
 
 use std::collections::HashMap;
 use std::io;
-use std::mem::size_of;
+use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -37,7 +49,8 @@ fn table(routes: &[Route]) -> io::Result<Table> {
 }
 
 /// Forwards on `socket` according to `routes` until an error that is not transient; a
-/// benchmark child runs this on its own thread and exits the process to stop it.
+/// benchmark child runs this on a thread of its own (one per socket in the same-topology
+/// layout) and exits the process to stop it.
 pub fn run(socket: &UdpSocket, routes: &[Route]) -> io::Error {
     let mut forwarder = match Forwarder::new(routes) {
         Ok(forwarder) => forwarder,
@@ -48,6 +61,33 @@ pub fn run(socket: &UdpSocket, routes: &[Route]) -> io::Error {
             return e;
         }
     }
+}
+
+/// CPUs this process may run on, in order: worker i goes on `cpus[i % cpus.len()]`, as the
+/// engine places its workers. Empty if the mask cannot be read.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data (all zeroes is the empty set); sched_getaffinity fills
+    // it for the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = zeroed();
+        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&cpu| libc::CPU_ISSET(cpu, &set)).collect()
+    }
+}
+
+/// Pins the calling thread to `cpu`.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; we set one bit and apply it to the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// The receive batch, the table and the send headers that point into both.

@@ -5,8 +5,9 @@
 //! - criterion micro-benchmarks (`benches/`) for the per-packet pieces of the engine: the free
 //!   list, slot reference counts and wiping, the cross-core SPSC ring;
 //! - `bench-report`, which measures the CPU time per forwarded packet of the whole path: the
-//!   engine in relay mode against a minimal recvmmsg/sendmmsg forwarder (the kernel baseline),
-//!   both measured in the same run on the same offered load.
+//!   engine in relay mode against a minimal recvmmsg/sendmmsg forwarder (the kernel baselines:
+//!   one thread per core like the engine's workers, and a single thread), all measured in the
+//!   same run on the same offered load.
 //!
 //! `bench-report` runs each forwarder in a child process ([`child`], [`serve`]) so that its
 //! CPU time can be read from `/proc` ([`cpu`]) without the load generator's share in it, and

@@ -1,12 +1,13 @@
-//! The socket plumbing the load generator and the kernel baseline share: UDP sockets with
-//! large kernel buffers, preallocated `recvmmsg` batches and a `sendmmsg` loop.
+//! The socket plumbing the load generator and the kernel baselines share: UDP sockets with
+//! large kernel buffers (optionally sharing a port through SO_REUSEPORT), preallocated
+//! `recvmmsg` batches and a `sendmmsg` loop.
 //!
 //! IPv4 only: every benchmark packet travels on 127.0.0.1.
 
 use std::io;
 use std::mem::size_of;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 /// Room for one datagram in a receive batch: any 1500-byte-MTU packet fits.
 pub const BUFFER_LEN: usize = 2048;
@@ -17,13 +18,43 @@ pub const BUFFER_LEN: usize = 2048;
 /// plain options apply and the kernel clamps them, which only makes loss under bursts likelier.
 pub fn udp_socket(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
     let socket = UdpSocket::bind(addr)?;
-    let size = buffer.min(i32::MAX as usize) as libc::c_int;
-    for (force, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
-        if setsockopt(socket.as_raw_fd(), force, size).is_err() {
-            setsockopt(socket.as_raw_fd(), plain, size)?;
-        }
+    set_buffers(socket.as_raw_fd(), buffer)?;
+    Ok(socket)
+}
+
+/// Binds a blocking IPv4 UDP socket with SO_REUSEPORT set before the bind, so that several
+/// sockets share one port and the kernel spreads datagrams over them by a hash of the source
+/// address, as it does over the engine's workers. Bind the first to port 0 and the rest to
+/// the port it got. Buffers as [`udp_socket`].
+pub fn udp_socket_reuseport(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
+    let name = sockaddr_v4(addr)?;
+    // SAFETY: plain syscall; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns; the UdpSocket closes it.
+    let socket = unsafe { UdpSocket::from_raw_fd(fd) };
+    setsockopt(fd, libc::SO_REUSEPORT, 1)?;
+    set_buffers(fd, buffer)?;
+    // SAFETY: `name` is a live sockaddr_in and its size is passed with it.
+    let rc = unsafe {
+        libc::bind(fd, (&raw const name).cast(), size_of::<libc::sockaddr_in>() as libc::socklen_t)
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(socket)
+}
+
+fn set_buffers(fd: RawFd, buffer: usize) -> io::Result<()> {
+    let size = buffer.min(i32::MAX as usize) as libc::c_int;
+    for (force, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
+        if setsockopt(fd, force, size).is_err() {
+            setsockopt(fd, plain, size)?;
+        }
+    }
+    Ok(())
 }
 
 fn setsockopt(fd: RawFd, name: libc::c_int, value: libc::c_int) -> io::Result<()> {

@@ -38,7 +38,8 @@ pub struct Scenario {
     pub rate: u64,
     pub warmup: Duration,
     pub window: Duration,
-    /// Engine workers (relay only).
+    /// Engine workers (relay), forwarder threads (per-core kernel baseline); the 1-thread
+    /// kernel baseline ignores it.
     pub workers: usize,
     /// Packet slots per engine worker (relay only); `None` for the engine's default.
     pub pool_slots: Option<u32>,

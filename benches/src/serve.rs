@@ -1,8 +1,8 @@
 //! The child side of `bench-report`: one forwarder in a process of its own.
 //!
 //! ```text
-//! bench-report --serve kernel|relay --route FROM=TO[,TO...]... [--workers N] [--pool-slots N]
-//!                                   [--lifetime-secs S]
+//! bench-report --serve kernel|kernel-per-core|relay --route FROM=TO[,TO...]... [--workers N] [--pool-slots N]
+//!                                                   [--lifetime-secs S]
 //! ```
 //!
 //! The child binds 127.0.0.1:0, prints one [`Ready`] line on stdout and forwards until its
@@ -27,16 +27,21 @@ const SOCKET_BUFFER: usize = 4 << 20;
 /// Which forwarder a child runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
-    /// The single-threaded recvmmsg/sendmmsg baseline ([`kernel`]).
+    /// The recvmmsg/sendmmsg baseline ([`kernel`]) on one unpinned thread and one socket.
     Kernel,
+    /// The same baseline in the engine's layout: `workers` threads, each pinned to a core
+    /// with its own SO_REUSEPORT socket on the shared port.
+    KernelPerCore,
     /// The engine in relay mode ([`bridge::relay`]).
     Relay,
 }
 
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad`, so that width and alignment in a format string apply.
+        f.pad(match self {
             Self::Kernel => "kernel",
+            Self::KernelPerCore => "kernel-per-core",
             Self::Relay => "relay",
         })
     }
@@ -48,8 +53,9 @@ impl FromStr for Kind {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "kernel" => Ok(Self::Kernel),
+            "kernel-per-core" => Ok(Self::KernelPerCore),
             "relay" => Ok(Self::Relay),
-            other => Err(format!("--serve {other}: expected kernel or relay")),
+            other => Err(format!("--serve {other}: expected kernel, kernel-per-core or relay")),
         }
     }
 }
@@ -59,7 +65,8 @@ impl FromStr for Kind {
 pub struct ServeOptions {
     pub kind: Kind,
     pub routes: Vec<Route>,
-    /// Engine workers (the relay only; the baseline is single-threaded).
+    /// Engine workers of the relay, threads of the per-core baseline (the 1-thread baseline
+    /// ignores it).
     pub workers: usize,
     /// Packet slots per engine worker (relay only); `None` for the engine's default.
     pub pool_slots: Option<u32>,
@@ -85,7 +92,7 @@ impl ServeOptions {
 
     /// Reads what [`to_args`](Self::to_args) wrote (`args` starts after `--serve`).
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let (kind, mut rest) = args.split_first().ok_or("--serve needs kernel or relay")?;
+        let (kind, mut rest) = args.split_first().ok_or("--serve needs kernel, kernel-per-core or relay")?;
         let mut options = Self {
             kind: kind.parse()?,
             routes: Vec::new(),
@@ -165,6 +172,7 @@ pub fn run(options: &ServeOptions) -> Result<(), String> {
     let listen = SocketAddr::from(([127, 0, 0, 1], 0));
     match options.kind {
         Kind::Kernel => serve_kernel(options, listen),
+        Kind::KernelPerCore => serve_kernel_per_core(options, listen),
         Kind::Relay => serve_relay(options, listen),
     }
 }
@@ -186,6 +194,42 @@ fn serve_kernel(options: &ServeOptions, listen: SocketAddr) -> Result<(), String
     announce(&Ready { port, backend: "kernel-mmsg".to_owned(), workers: 1 })?;
     wait_for_parent(options.lifetime);
     // The forwarder thread sleeps in recvmmsg; returning from main ends it with the process.
+    Ok(())
+}
+
+/// The baseline in the engine's layout: the first socket resolves port 0, the others join it
+/// through SO_REUSEPORT, and thread i, pinned to allowed CPU i (mod their number) as the
+/// engine pins worker i, forwards on socket i.
+fn serve_kernel_per_core(options: &ServeOptions, listen: SocketAddr) -> Result<(), String> {
+    let threads = options.workers.max(1);
+    let mut sockets = Vec::with_capacity(threads);
+    let mut addr = listen;
+    for _ in 0..threads {
+        let socket =
+            mmsg::udp_socket_reuseport(addr, SOCKET_BUFFER).map_err(|e| format!("bind {addr}: {e}"))?;
+        addr = socket.local_addr().map_err(|e| e.to_string())?;
+        sockets.push(socket);
+    }
+    let cpus = kernel::allowed_cpus();
+    for (i, socket) in sockets.into_iter().enumerate() {
+        let routes = options.routes.clone();
+        let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
+        std::thread::Builder::new()
+            .name(format!("kernel-{i}"))
+            .spawn(move || {
+                if let Some(cpu) = cpu
+                    && let Err(e) = kernel::pin_current_thread(cpu)
+                {
+                    eprintln!("kernel forwarder {i}: cannot pin to CPU {cpu}: {e}");
+                }
+                let error = kernel::run(&socket, &routes);
+                eprintln!("kernel forwarder {i} stopped: {error}");
+                std::process::exit(1);
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    announce(&Ready { port: addr.port(), backend: "kernel-mmsg".to_owned(), workers: threads })?;
+    wait_for_parent(options.lifetime);
     Ok(())
 }
 
@@ -266,6 +310,14 @@ mod tests {
         assert_eq!(parsed.routes[0].to, options.routes[0].to);
         assert_eq!((parsed.workers, parsed.pool_slots), (2, Some(512)));
         assert_eq!(parsed.lifetime, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in [Kind::Kernel, Kind::KernelPerCore, Kind::Relay] {
+            assert_eq!(kind.to_string().parse::<Kind>().unwrap(), kind);
+        }
+        assert!("kernel-per-socket".parse::<Kind>().is_err());
     }
 
     #[test]

@@ -20,6 +20,8 @@ struct Case {
     /// Local address of each source and sink.
     sources: [&'static str; 4],
     sinks: [&'static str; 3],
+    /// All packets 1000 bytes long.
+    fixed_len: bool,
 }
 
 /// Which sinks each source is routed to.
@@ -60,6 +62,7 @@ fn run(case: Case) {
         (a, _) => a,
     };
 
+    let id_flag = if case.fixed_len { common::FIXED_LEN_SOURCE } else { 0 };
     let fanout: Vec<u64> = ROUTES.iter().map(|r| r.len() as u64).collect();
     let counters: Vec<_> = sinks.iter().map(|s| s.received.clone()).collect();
     let delivered = || counters.iter().map(|c| c.load(Ordering::Acquire)).sum::<u64>();
@@ -74,13 +77,13 @@ fn run(case: Case) {
                 }
                 let to =
                     std::net::SocketAddr::new(socket.local_addr().unwrap().ip(), engine.local_addr().port());
-                let len = common::packet(i as u16, seq, &mut buf);
+                let len = common::packet(i as u16 | id_flag, seq, &mut buf);
                 socket.send_to(&buf[..len], to).unwrap();
                 forwarded += fanout[i];
             }
         }
     } else {
-        send_paced(&sources, relay_addr, per_source, &fanout, &delivered, 256);
+        send_paced(&sources, id_flag, relay_addr, per_source, &fanout, &delivered, 256);
     }
 
     for (s, sink) in sinks.into_iter().enumerate() {
@@ -95,14 +98,18 @@ fn run(case: Case) {
             );
         }
     }
-    let totals = engine.totals();
+    // Workers publish counters at the end of a loop turn, just after their sends: read them
+    // once the engine has stopped, when every turn has ended.
+    let counters = engine.counter_handles();
+    assert!(engine.stop(), "engine stops in time");
+    let mut totals = engine::Counts::default();
+    counters.iter().for_each(|c| totals.add(&c.load()));
     assert_eq!(totals.rx_packets, u64::from(PACKETS));
     assert_eq!(totals.tx_packets, fanout.iter().sum::<u64>() * u64::from(per_source));
     assert_eq!(totals.total_drops(), 0, "{totals:?}");
     if case.send_from == SendFrom::Spread {
         assert!(totals.handoffs > 0, "spread sends must cross cores: {totals:?}");
     }
-    assert!(engine.stop(), "engine stops in time");
 }
 
 const V4_SOURCES: [&str; 4] = ["127.0.0.1:0"; 4];
@@ -116,6 +123,7 @@ fn io_uring_sends_from_receiver() {
         listen: "127.0.0.1:0",
         sources: V4_SOURCES,
         sinks: V4_SINKS,
+        fixed_len: false,
     });
 }
 
@@ -127,6 +135,7 @@ fn io_uring_spreads_sends_across_workers() {
         listen: "127.0.0.1:0",
         sources: V4_SOURCES,
         sinks: V4_SINKS,
+        fixed_len: false,
     });
 }
 
@@ -138,6 +147,7 @@ fn mmsg_sends_from_receiver() {
         listen: "127.0.0.1:0",
         sources: V4_SOURCES,
         sinks: V4_SINKS,
+        fixed_len: false,
     });
 }
 
@@ -149,7 +159,24 @@ fn mmsg_spreads_sends_across_workers() {
         listen: "127.0.0.1:0",
         sources: V4_SOURCES,
         sinks: V4_SINKS,
+        fixed_len: false,
     });
+}
+
+#[test]
+fn equal_size_runs_leave_as_separate_datagrams() {
+    // Every packet 1000 bytes: runs to one sink become UDP GSO messages, which the kernel must
+    // split back into the original datagrams, each once and byte-identical.
+    for backend in [BackendChoice::IoUring, BackendChoice::Mmsg] {
+        run(Case {
+            backend,
+            send_from: SendFrom::Receiver,
+            listen: "127.0.0.1:0",
+            sources: V4_SOURCES,
+            sinks: V4_SINKS,
+            fixed_len: true,
+        });
+    }
 }
 
 #[test]
@@ -160,6 +187,7 @@ fn io_uring_dual_stack_mixes_ipv4_and_ipv6() {
         listen: "[::]:0",
         sources: ["127.0.0.1:0", "[::1]:0", "127.0.0.1:0", "[::1]:0"],
         sinks: ["[::1]:0", "127.0.0.1:0", "[::1]:0"],
+        fixed_len: false,
     });
 }
 
@@ -171,5 +199,6 @@ fn mmsg_dual_stack_mixes_ipv4_and_ipv6() {
         listen: "[::]:0",
         sources: ["127.0.0.1:0", "[::1]:0", "127.0.0.1:0", "[::1]:0"],
         sinks: ["[::1]:0", "127.0.0.1:0", "[::1]:0"],
+        fixed_len: false,
     });
 }

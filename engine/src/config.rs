@@ -56,6 +56,8 @@ pub struct EngineConfig {
     pub max_fanout: usize,
     /// Datagrams per recvmmsg/sendmmsg call in the fallback backend.
     pub mmsg_batch: usize,
+    /// Send consecutive same-size datagrams to one destination as one UDP GSO message.
+    pub gso: bool,
     /// Kernel socket buffer size in bytes (SO_RCVBUF and SO_SNDBUF), 0 for the kernel default.
     pub socket_buffer: usize,
     /// How long SIGTERM waits for queued packets to leave, in milliseconds.
@@ -75,6 +77,7 @@ impl Default for EngineConfig {
             send_queue: 4096,
             max_fanout: 256,
             mmsg_batch: 32,
+            gso: true,
             socket_buffer: 4 << 20,
             drain_timeout_ms: 2000,
         }

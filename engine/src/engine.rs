@@ -215,6 +215,7 @@ impl Engine {
                 socket,
                 shutdown: shutdown.clone(),
                 mmsg_batch: config.mmsg_batch,
+                gso: config.gso && std::env::var_os("EXP_NOGSO").is_none(),
                 ready: Ready(ready_tx.clone()),
             };
             let handler = make_handler(id);

@@ -20,6 +20,9 @@ pub struct Transmit {
     pub offset: u16,
     pub len: u16,
     pub dest: SocketAddr,
+    /// Position in the sender's queue, so grouping by destination keeps each destination's
+    /// packets in order (see `send::send_pending`).
+    pub order: u32,
 }
 
 /// One worker's ends of the mesh.

@@ -1,23 +1,40 @@
-//! `bench-report`: CPU time per forwarded packet of the engine in relay mode, against a kernel
-//! baseline measured in the same run on the same load.
+//! `bench-report`: CPU time per forwarded packet of the engine in relay mode, against two kernel
+//! baselines measured in the same run on the same load.
 //!
 //! ```text
-//! bench-report              5 repetitions of 3 s windows per scenario (about 80 s)
-//! bench-report --quick      3 repetitions of 1 s windows (about 20 s)
+//! bench-report              5 repetitions of 3 s windows per scenario (about 2 min)
+//! bench-report --quick      3 repetitions of 1 s windows (about 30 s)
 //!     [--rate PPS] [--secs S] [--reps N] [--sources N] [--pool-slots N] [--workers N] [--no-syscalls]
 //! ```
 //!
 //! `--pool-slots` sets the engine's `pool_slots_per_worker` (default: the engine's default),
 //! which also sets how many buffers its receive ring cycles through; `--workers` its worker
-//! count (default: one per core). Both are for diagnosis; the defaults are what to report.
+//! count, and the per-core baseline's thread count (default: one per core). Both are for
+//! diagnosis; the defaults are what to report.
 //!
-//! Scenarios: {kernel baseline, relay} x {fan-out 1, fan-out 4}. Each run starts the forwarder
-//! in a child process (this binary with the hidden `--serve` subcommand) and reads the child's
-//! CPU time from /proc around the measured window. Runs are interleaved, kernel and relay
-//! taking turns going first, so that a noisy neighbour or a frequency change hits both alike,
-//! and each scenario reports the median of its repetitions.
+//! Forwarders ([`benches::kernel`] describes the baselines):
 //!
-//! Output: a table, then one JSON object as the last line of stdout. Progress goes to stderr.
+//! - `kernel-per-core`: the minimal recvmmsg/sendmmsg forwarder in the engine's thread layout,
+//!   one thread per relay worker, each pinned to its core with its own SO_REUSEPORT socket on
+//!   the shared port. This is the yardstick: with few packets per wake-up, sleeping and waking
+//!   per small burst on every core dominates the cost per packet, and this baseline pays it
+//!   exactly as the relay does, so relay / kernel-per-core isolates the engine's per-packet
+//!   machinery from the thread layout.
+//! - `kernel`: the same forwarder on one unpinned thread and one socket. Its ratio to the
+//!   per-core baseline shows what the per-core layout itself costs on this machine (on a
+//!   2-core box, mostly extra wake-ups), which no change to the engine's per-packet work
+//!   can remove.
+//! - `relay`: the engine in relay mode.
+//!
+//! Scenarios: {kernel, kernel-per-core, relay} x {fan-out 1, fan-out 4}. Each run starts the
+//! forwarder in a child process (this binary with the hidden `--serve` subcommand) and reads
+//! the child's CPU time from /proc around the measured window. Runs are interleaved, the three
+//! forwarders taking turns going first, so that a noisy neighbour or a frequency change hits
+//! all alike, and each scenario reports the median of its repetitions.
+//!
+//! Output: a table, then one JSON object as the last line of stdout. In it `kernel_*` is the
+//! same-topology baseline and `kernel_1thread_*` the single-threaded one. Progress goes to
+//! stderr.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -37,6 +54,8 @@ const USAGE: &str = "usage: bench-report [--quick] [--rate PPS] [--secs S] [--re
                      [--pool-slots N] [--workers N] [--no-syscalls]";
 
 const FANOUTS: [usize; 2] = [1, 4];
+/// Forwarders in report order; repetition r starts with the one at index r mod 3.
+const KINDS: [Kind; 3] = [Kind::Kernel, Kind::KernelPerCore, Kind::Relay];
 /// Source sockets. The kernel picks a worker socket per source by a hash of its address, so
 /// with few sources one worker often gets most of them (with 4, all land on one worker in one
 /// run out of eight); 16 spread the load evenly enough that neither worker saturates.
@@ -177,7 +196,7 @@ fn report(settings: &Settings) -> io::Result<()> {
 
 /// Every (forwarder, fan-out) pair, in report order.
 fn scenarios() -> impl Iterator<Item = (Kind, usize)> {
-    FANOUTS.into_iter().flat_map(|fanout| [(Kind::Kernel, fanout), (Kind::Relay, fanout)])
+    FANOUTS.into_iter().flat_map(|fanout| KINDS.map(|kind| (kind, fanout)))
 }
 
 fn scenario(settings: &Settings, kind: Kind, fanout: usize, workers: usize, window: Duration) -> Scenario {
@@ -193,20 +212,21 @@ fn scenario(settings: &Settings, kind: Kind, fanout: usize, workers: usize, wind
     }
 }
 
-/// All measured runs: for each repetition and fan-out, a kernel run and a relay run, the two
+/// All measured runs: for each repetition and fan-out, one run of each forwarder, the three
 /// taking turns going first.
 fn run_interleaved(settings: &Settings, workers: usize) -> io::Result<Vec<(Kind, Sample)>> {
-    let total = settings.reps * FANOUTS.len() * 2;
+    let total = settings.reps * FANOUTS.len() * KINDS.len();
     let mut samples = Vec::with_capacity(total);
     for rep in 0..settings.reps {
         for fanout in FANOUTS {
-            let order = if rep % 2 == 0 { [Kind::Kernel, Kind::Relay] } else { [Kind::Relay, Kind::Kernel] };
+            let mut order = KINDS;
+            order.rotate_left(rep % KINDS.len());
             for kind in order {
                 let sample =
                     scenario::measure(&scenario(settings, kind, fanout, workers, settings.window), false)
                         .map_err(|e| io::Error::new(e.kind(), format!("{kind} fan-out {fanout}: {e}")))?;
                 eprintln!(
-                    "[{:>2}/{total}] {kind:<6} fan-out {fanout}: {}",
+                    "[{:>2}/{total}] {kind:<15} fan-out {fanout}: {}",
                     samples.len() + 1,
                     progress(&sample)
                 );
@@ -239,7 +259,7 @@ fn count_syscalls(settings: &Settings, workers: usize, window: Duration) -> BTre
         match scenario::measure(&scenario(settings, kind, fanout, workers, window), true) {
             Ok(sample) => {
                 if let Some(per_pkt) = sample.syscalls_per_pkt() {
-                    eprintln!("[perf] {kind:<6} fan-out {fanout}: {per_pkt:.3} syscalls/pkt");
+                    eprintln!("[perf] {kind:<15} fan-out {fanout}: {per_pkt:.3} syscalls/pkt");
                     counts.insert((kind, fanout), per_pkt);
                 }
             }
@@ -325,8 +345,14 @@ fn relay_backend(summaries: &[Summary]) -> String {
     find(summaries, Kind::Relay, FANOUTS[0]).backend.clone()
 }
 
+/// Median CPU per packet of `kind` over that of `baseline` at `fanout`.
+fn ratio(summaries: &[Summary], kind: Kind, baseline: Kind, fanout: usize) -> f64 {
+    find(summaries, kind, fanout).median() / find(summaries, baseline, fanout).median()
+}
+
 fn print_table(settings: &Settings, summaries: &[Summary]) {
     let relay = find(summaries, Kind::Relay, FANOUTS[0]);
+    let per_core = find(summaries, Kind::KernelPerCore, FANOUTS[0]);
     println!(
         "bench-report{}: {PACKET_LEN}-byte datagrams on 127.0.0.1, {} pkt/s offered from {} sources, \
          {:.1} s windows, median of {} runs",
@@ -336,16 +362,17 @@ fn print_table(settings: &Settings, summaries: &[Summary]) {
         settings.window.as_secs_f64(),
         settings.reps,
     );
+    println!("kernel = recvmmsg(MSG_WAITFORONE)/sendmmsg, batch {}, one unpinned thread", kernel::BATCH);
     println!(
-        "kernel = one thread, recvmmsg(MSG_WAITFORONE)/sendmmsg, batch {}; relay = engine, {} workers, {}",
-        kernel::BATCH,
-        relay.workers,
-        relay.backend
+        "kernel-per-core = the same, {} threads pinned one per core, one SO_REUSEPORT socket each \
+         (the yardstick: same thread layout as the relay)",
+        per_core.workers
     );
+    println!("relay = engine, {} workers, {}", relay.workers, relay.backend);
     println!("ns/pkt = forwarder CPU time / copies delivered to the sinks (median, min, max over runs)");
     println!("other = CPU cores used by other processes during the window (noise)\n");
     println!(
-        "{:<9} {:>6} {:>9} {:>9} {:>9} {:>10} {:>10} {:>11} {:>12} {:>6}",
+        "{:<15} {:>6} {:>9} {:>9} {:>9} {:>10} {:>10} {:>11} {:>12} {:>6}",
         "forwarder",
         "fanout",
         "ns/pkt",
@@ -360,7 +387,7 @@ fn print_table(settings: &Settings, summaries: &[Summary]) {
     for s in summaries {
         let syscalls = s.syscalls_per_pkt.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"));
         println!(
-            "{:<9} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>10.0} {:>9.3}% {:>11.3} {:>12} {:>6.2}",
+            "{:<15} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>10.0} {:>9.3}% {:>11.3} {:>12} {:>6.2}",
             s.kind.to_string(),
             s.fanout,
             s.median(),
@@ -373,14 +400,24 @@ fn print_table(settings: &Settings, summaries: &[Summary]) {
             s.foreign_cores,
         );
     }
-    let ratios: Vec<String> = FANOUTS
-        .iter()
-        .map(|&f| {
-            let ratio = find(summaries, Kind::Relay, f).median() / find(summaries, Kind::Kernel, f).median();
-            format!("fan-out {f}: {ratio:.3}x")
-        })
-        .collect();
-    println!("\nrelay / kernel CPU per packet: {}", ratios.join(", "));
+    let ratios = |kind, baseline| {
+        let ratios: Vec<String> = FANOUTS
+            .iter()
+            .map(|&f| format!("fan-out {f}: {:.3}x", ratio(summaries, kind, baseline, f)))
+            .collect();
+        ratios.join(", ")
+    };
+    println!();
+    println!(
+        "relay / kernel-per-core ({} threads) CPU per packet: {}",
+        per_core.workers,
+        ratios(Kind::Relay, Kind::KernelPerCore)
+    );
+    println!("relay / kernel (1 thread) CPU per packet:         {}", ratios(Kind::Relay, Kind::Kernel));
+    println!(
+        "kernel-per-core / kernel (1 thread), the layout's own cost: {}",
+        ratios(Kind::KernelPerCore, Kind::Kernel)
+    );
     for s in summaries.iter().filter(|s| s.worst_loss > 0.0) {
         println!(
             "loss, {} fan-out {}: the kernel dropped {} datagrams at the forwarder's full socket and {} at \
@@ -398,12 +435,7 @@ fn round(value: f64, decimals: i32) -> f64 {
 
 fn report_json(settings: &Settings, summaries: &[Summary]) -> serde_json::Value {
     let ns = |kind, fanout| round(find(summaries, kind, fanout).median(), 1);
-    let ratio = |fanout| {
-        round(
-            find(summaries, Kind::Relay, fanout).median() / find(summaries, Kind::Kernel, fanout).median(),
-            3,
-        )
-    };
+    let ratio = |baseline, fanout| round(ratio(summaries, Kind::Relay, baseline, fanout), 3);
     let syscalls = |kind, fanout| find(summaries, kind, fanout).syscalls_per_pkt.map(|v| round(v, 3));
     let worst_loss = summaries.iter().map(|s| s.worst_loss).fold(0.0, f64::max);
     let scenarios: Vec<_> = summaries
@@ -425,17 +457,24 @@ fn report_json(settings: &Settings, summaries: &[Summary]) -> serde_json::Value 
         })
         .collect();
     json!({
-        "kernel_ns_per_pkt": ns(Kind::Kernel, 1),
+        "kernel_ns_per_pkt": ns(Kind::KernelPerCore, 1),
         "relay_ns_per_pkt": ns(Kind::Relay, 1),
-        "kernel_fanout4_ns_per_pkt": ns(Kind::Kernel, 4),
+        "kernel_fanout4_ns_per_pkt": ns(Kind::KernelPerCore, 4),
         "relay_fanout4_ns_per_pkt": ns(Kind::Relay, 4),
-        "relay_over_kernel": ratio(1),
-        "relay_over_kernel_fanout4": ratio(4),
+        "kernel_1thread_ns_per_pkt": ns(Kind::Kernel, 1),
+        "kernel_1thread_fanout4_ns_per_pkt": ns(Kind::Kernel, 4),
+        "kernel_threads": find(summaries, Kind::KernelPerCore, 1).workers,
+        "relay_over_kernel": ratio(Kind::KernelPerCore, 1),
+        "relay_over_kernel_fanout4": ratio(Kind::KernelPerCore, 4),
+        "relay_over_kernel_1thread": ratio(Kind::Kernel, 1),
+        "relay_over_kernel_1thread_fanout4": ratio(Kind::Kernel, 4),
         "loss": round(worst_loss, 6),
-        "kernel_syscalls_per_pkt": syscalls(Kind::Kernel, 1),
+        "kernel_syscalls_per_pkt": syscalls(Kind::KernelPerCore, 1),
         "relay_syscalls_per_pkt": syscalls(Kind::Relay, 1),
-        "kernel_fanout4_syscalls_per_pkt": syscalls(Kind::Kernel, 4),
+        "kernel_fanout4_syscalls_per_pkt": syscalls(Kind::KernelPerCore, 4),
         "relay_fanout4_syscalls_per_pkt": syscalls(Kind::Relay, 4),
+        "kernel_1thread_syscalls_per_pkt": syscalls(Kind::Kernel, 1),
+        "kernel_1thread_fanout4_syscalls_per_pkt": syscalls(Kind::Kernel, 4),
         "backend": relay_backend(summaries),
         "workers": find(summaries, Kind::Relay, 1).workers,
         "relay_pool_slots_per_worker": settings.pool_slots.unwrap_or(EngineConfig::default().pool_slots_per_worker),

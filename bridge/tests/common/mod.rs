@@ -22,10 +22,17 @@ pub fn udp(addr: &str) -> UdpSocket {
     socket
 }
 
+/// Sources whose id has this bit send 1000-byte packets only (runs that UDP GSO can batch).
+pub const FIXED_LEN_SOURCE: u16 = 0x8000;
+
 /// Writes packet `seq` of source `source` into `buf`: varied length (60..1200 bytes) and
 /// content, so a lost, duplicated, cut or corrupted packet is detected. Returns its length.
 pub fn packet(source: u16, seq: u32, buf: &mut [u8]) -> usize {
-    let len = 60 + (seq as usize * 7919 + source as usize * 131) % 1141;
+    let len = if source & FIXED_LEN_SOURCE != 0 {
+        1000
+    } else {
+        60 + (seq as usize * 7919 + source as usize * 131) % 1141
+    };
     buf[..2].copy_from_slice(&source.to_be_bytes());
     buf[2..6].copy_from_slice(&seq.to_be_bytes());
     let mut x = (u32::from(source) << 24) ^ seq ^ 0x9E37_79B9;
@@ -76,9 +83,9 @@ impl Sink {
                 };
                 last = Instant::now();
                 total += 1;
-                match verify(&buf[..n]) {
-                    Some((s, q)) if (s as usize) < sources && q < per_source => {
-                        let c = &mut seen[s as usize][q as usize];
+                match verify(&buf[..n]).map(|(s, q)| ((s & !FIXED_LEN_SOURCE) as usize, q)) {
+                    Some((s, q)) if s < sources && q < per_source => {
+                        let c = &mut seen[s][q as usize];
                         *c = c.saturating_add(1);
                     }
                     _ => invalid += 1,
@@ -95,11 +102,13 @@ impl Sink {
     }
 }
 
-/// Sends `per_source` packets from each source, round robin, never letting more than `window`
+/// Sends `per_source` packets from each source (ids `i | id_flag`), round robin, never letting more than `window`
 /// forwarded copies be in flight (`copies` = total fan-out of one round, `delivered` = how many
 /// arrived so far), so the test measures the relay, not kernel buffer overflow.
+#[allow(clippy::too_many_arguments)]
 pub fn send_paced(
     sources: &[UdpSocket],
+    id_flag: u16,
     to: SocketAddr,
     per_source: u32,
     fanout: &[u64],
@@ -120,7 +129,7 @@ pub fn send_paced(
                 std::hint::spin_loop();
                 std::thread::yield_now();
             }
-            let len = packet(i as u16, seq, &mut buf);
+            let len = packet(i as u16 | id_flag, seq, &mut buf);
             socket.send_to(&buf[..len], to).expect("send to relay");
             forwarded += fanout[i];
         }

@@ -10,33 +10,30 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use super::send::{SendBatch, send_pending};
 use super::{Core, WorkerSetup, until};
 use crate::counters::DropReason;
 use crate::handler::{Handler, Output};
-use crate::mesh::Transmit;
 use crate::pool::{SLOT_SIZE, SlotId};
 use crate::socket::{self, NAME_LEN};
 
 const DRAIN_TICK: Duration = Duration::from_millis(5);
 
-/// Preallocated `mmsghdr` batch with the iovecs and addresses it points into.
-pub(crate) struct Batch {
+/// Preallocated `recvmmsg` batch with the iovecs and addresses it points into.
+struct Batch {
     headers: Box<[libc::mmsghdr]>,
     iovecs: Box<[libc::iovec]>,
     names: Box<[libc::sockaddr_in6]>,
     slots: Box<[SlotId]>,
-    /// Offset and length of each queued send, for releasing its slot afterwards.
-    transmits: Box<[Option<Transmit>]>,
 }
 
 impl Batch {
-    pub(crate) fn new(size: usize) -> Self {
+    fn new(size: usize) -> Self {
         Self {
             headers: (0..size).map(|_| socket::unsafe_zeroed()).collect(),
             iovecs: (0..size).map(|_| libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }).collect(),
             names: (0..size).map(|_| socket::unsafe_zeroed()).collect(),
             slots: vec![SlotId(0); size].into_boxed_slice(),
-            transmits: vec![None; size].into_boxed_slice(),
         }
     }
 
@@ -55,11 +52,11 @@ impl Batch {
 
 /// Runs a worker until shutdown.
 pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
-    let WorkerSetup { mut core, socket, shutdown, mmsg_batch, ready } = setup;
+    let WorkerSetup { mut core, socket, shutdown, mmsg_batch, gso, ready } = setup;
     let fd = socket.as_raw_fd();
     let family = socket::family(&socket)?;
     let mut rx = Batch::new(mmsg_batch);
-    let mut tx = Batch::new(mmsg_batch);
+    let mut tx = SendBatch::new(mmsg_batch, gso);
     let mut blocked = Vec::with_capacity(core.pending.capacity());
     let mut draining: Option<Instant> = None;
     ready.signal(core.id);
@@ -199,68 +196,4 @@ fn release_unused(core: &mut Core, rx: &Batch, from: usize, to: usize) {
     for &slot in &rx.slots[from..to] {
         core.free.push(slot);
     }
-}
-
-/// Sends every queued transmit, a batch per `sendmmsg`, and releases their slots. When the
-/// socket's send buffer is full (EAGAIN), the transmits not yet sent go to `blocked`, still
-/// holding their slot references, for the caller to retry or drop.
-pub(crate) fn send_pending(
-    core: &mut Core,
-    tx: &mut Batch,
-    fd: i32,
-    family: libc::c_int,
-    blocked: &mut Vec<Transmit>,
-) {
-    let mut pending = std::mem::take(&mut core.pending);
-    let mut queued = pending.drain(..).peekable();
-    while queued.peek().is_some() {
-        let mut count = 0;
-        for transmit in queued.by_ref() {
-            let Some(name_len) = socket::encode(transmit.dest, family, &mut tx.names[count]) else {
-                core.counters.drop(DropReason::SendFailed);
-                core.release(&transmit);
-                continue;
-            };
-            // SAFETY: offset + len lies within the slot; the mapping outlives the call.
-            let base = unsafe { core.pool.slot_ptr(SlotId(transmit.slot)).add(usize::from(transmit.offset)) };
-            tx.iovecs[count] = libc::iovec { iov_base: base.cast(), iov_len: usize::from(transmit.len) };
-            tx.link(count, name_len);
-            tx.transmits[count] = Some(transmit);
-            count += 1;
-            if count == tx.headers.len() {
-                break;
-            }
-        }
-        let mut done = 0;
-        while done < count {
-            // SAFETY: headers done..count point at live iovecs, addresses and pool slots we
-            // hold references to until they are released below.
-            let n = unsafe {
-                libc::sendmmsg(fd, tx.headers[done..].as_mut_ptr(), (count - done) as u32, libc::MSG_DONTWAIT)
-            };
-            core.counters.syscalls += 1;
-            if n < 0
-                && matches!(io::Error::last_os_error().raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS))
-            {
-                blocked.extend(tx.transmits[done..count].iter_mut().map(|t| t.take().expect("linked")));
-                blocked.extend(queued.by_ref());
-                break;
-            }
-            // A failed first message is reported as -1: count it and go on with the rest.
-            let (sent, failed) = if n > 0 { (n as usize, 0) } else { (0, 1) };
-            for i in done..done + sent + failed {
-                let transmit = tx.transmits[i].take().expect("each linked header has its transmit");
-                if i < done + sent {
-                    core.counters.tx_packets += 1;
-                    core.counters.tx_bytes += u64::from(transmit.len);
-                } else {
-                    core.counters.drop(DropReason::SendFailed);
-                }
-                core.release(&transmit);
-            }
-            done += sent + failed;
-        }
-    }
-    drop(queued);
-    core.pending = pending;
 }

@@ -6,6 +6,7 @@
 //! socket and the pool.
 
 pub mod mmsg;
+mod send;
 pub mod uring;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -90,8 +91,13 @@ impl Core {
         if fanout.is_empty() {
             self.recycle(slot, offset..offset + len);
         } else {
-            let transmit =
-                |dest: SocketAddr| Transmit { slot: slot.0, offset: offset as u16, len: len as u16, dest };
+            let transmit = |dest: SocketAddr| Transmit {
+                slot: slot.0,
+                offset: offset as u16,
+                len: len as u16,
+                dest,
+                order: 0,
+            };
             self.pool.set_refs(slot, fanout.len() as u32);
             for to in fanout.drain(..) {
                 self.dispatch(transmit(to.addr), to.via);
@@ -117,7 +123,7 @@ impl Core {
             return false;
         }
         self.pool.set_refs(slot, 1);
-        self.dispatch(Transmit { slot: slot.0, offset: 0, len: len as u16, dest: to.addr }, to.via)
+        self.dispatch(Transmit { slot: slot.0, offset: 0, len: len as u16, dest: to.addr, order: 0 }, to.via)
     }
 
     /// Queues a transmit here or hands it to the worker that must send it.
@@ -257,6 +263,7 @@ pub struct WorkerSetup {
     pub socket: UdpSocket,
     pub shutdown: Arc<Shutdown>,
     pub mmsg_batch: usize,
+    pub gso: bool,
     pub ready: Ready,
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode};
 
-use super::{Core, WorkerSetup, mmsg, until};
+use super::{Core, WorkerSetup, send, until};
 use crate::counters::DropReason;
 use crate::handler::{Handler, Output};
 use crate::mesh::Transmit;
@@ -173,7 +173,7 @@ enum Phase {
 
 /// Runs a worker until shutdown.
 pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
-    let WorkerSetup { mut core, socket, shutdown, ready, .. } = setup;
+    let WorkerSetup { mut core, socket, shutdown, ready, gso, .. } = setup;
     let fd = Fd(socket.as_raw_fd());
     let family = socket::family(&socket)?;
     let slots = core.pool.worker_slots(core.id);
@@ -210,7 +210,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
         .collect();
     let mut free_ops: Vec<u32> = (0..send_capacity as u32).rev().collect();
 
-    let mut tx_batch = mmsg::Batch::new(SEND_BATCH);
+    let mut tx_batch = send::SendBatch::new(SEND_BATCH, gso);
     let mut blocked = Vec::with_capacity(send_capacity);
     let mut recv_armed = false;
     let mut wake_armed = false;
@@ -246,7 +246,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
         // their slots are released at once, with no per-send SQE, msghdr import or CQE (all
         // measured by bench-report as costlier than the syscall they save). What the socket
         // cannot take right now goes to io_uring as SENDMSGs, which wait for room.
-        mmsg::send_pending(&mut core, &mut tx_batch, fd.0, family, &mut blocked);
+        send::send_pending(&mut core, &mut tx_batch, fd.0, family, &mut blocked);
         core.pending.append(&mut blocked);
         let mut pending = std::mem::take(&mut core.pending);
         for transmit in pending.drain(..) {
