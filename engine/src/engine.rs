@@ -215,7 +215,8 @@ impl Engine {
                 socket,
                 shutdown: shutdown.clone(),
                 mmsg_batch: config.mmsg_batch,
-                gso: config.gso && std::env::var_os("EXP_NOGSO").is_none(),
+                gso: config.gso,
+                batch_wait_us: config.batch_wait_us,
                 ready: Ready(ready_tx.clone()),
             };
             let handler = make_handler(id);

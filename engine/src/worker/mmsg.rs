@@ -52,7 +52,7 @@ impl Batch {
 
 /// Runs a worker until shutdown.
 pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
-    let WorkerSetup { mut core, socket, shutdown, mmsg_batch, gso, ready } = setup;
+    let WorkerSetup { mut core, socket, shutdown, mmsg_batch, gso, ready, .. } = setup;
     let fd = socket.as_raw_fd();
     let family = socket::family(&socket)?;
     let mut rx = Batch::new(mmsg_batch);

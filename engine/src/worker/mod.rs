@@ -264,6 +264,7 @@ pub struct WorkerSetup {
     pub shutdown: Arc<Shutdown>,
     pub mmsg_batch: usize,
     pub gso: bool,
+    pub batch_wait_us: u32,
     pub ready: Ready,
 }
 

@@ -39,6 +39,10 @@ const TAG_CANCEL: u64 = 4 << 56;
 const RING_ENTRIES: u32 = 1024;
 /// Datagrams per sendmmsg call.
 const SEND_BATCH: usize = 64;
+/// Completions a batching wait returns early for.
+const BATCH_WANT: usize = 64;
+/// Upper bound of a batching wait after a burst when the handler has no deadline.
+const BUSY_SLEEP_BOUND: Duration = Duration::from_secs(10);
 /// How often a draining worker looks at its peers' progress.
 const DRAIN_TICK: Duration = Duration::from_millis(5);
 
@@ -173,7 +177,7 @@ enum Phase {
 
 /// Runs a worker until shutdown.
 pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
-    let WorkerSetup { mut core, socket, shutdown, ready, gso, .. } = setup;
+    let WorkerSetup { mut core, socket, shutdown, ready, gso, batch_wait_us, .. } = setup;
     let fd = Fd(socket.as_raw_fd());
     let family = socket::family(&socket)?;
     let slots = core.pool.worker_slots(core.id);
@@ -213,6 +217,8 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
     let mut tx_batch = send::SendBatch::new(SEND_BATCH, gso);
     let mut blocked = Vec::with_capacity(send_capacity);
     let mut recv_armed = false;
+    // Whether the last turn received anything: then the next wait batches (see below).
+    let mut busy = false;
     let mut wake_armed = false;
     let mut phase = Phase::Running;
     let waker_fd = Fd(core.mesh.waker().fd());
@@ -326,6 +332,16 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
         waker.prepare_sleep();
         let result = if core.mesh.has_inbound() || shutdown.requested() && phase == Phase::Running {
             ring.submit()
+        } else if busy && batch_wait_us > 0 {
+            // Traffic is flowing: let completions gather for up to `batch_wait_us` (the
+            // kernel's min-wait, 6.12+) rather than waking for each datagram of a burst; bigger
+            // turns also make longer GSO runs. Once the min-wait passes with nothing to reap,
+            // the first completion wakes us at once; the outer bound only ends a sleep after the
+            // last burst, so an idle worker wakes once and then sleeps without a timeout.
+            let t = timeout.unwrap_or(BUSY_SLEEP_BOUND);
+            let ts = Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
+            let args = SubmitArgs::new().min_wait_usec(batch_wait_us).timespec(&ts);
+            ring.submitter().submit_with_args(BATCH_WANT, &args)
         } else {
             match timeout {
                 None => ring.submit_and_wait(1),
@@ -345,6 +361,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
 
         // Completions.
         let now = Instant::now();
+        busy = false;
         for cqe in ring.completion() {
             let data = cqe.user_data();
             match data & TAG_MASK {
@@ -353,6 +370,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
                         recv_armed = false;
                     }
                     if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
+                        busy = true;
                         buffers.available -= 1;
                         let slot = SlotId(first_slot + u32::from(bid));
                         receive(&mut core, &mut handler, now, slot, &rx_header);
