@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# The network-namespace test shapes traffic with ip and tc (iproute2).
+if ! command -v tc >/dev/null || ! command -v ip >/dev/null; then
+    step "installing iproute2 (ip, tc) for the namespace tests"
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iproute2; else sudo apt-get install -y -qq iproute2; fi
+fi
+
 step "format"
 cargo fmt --all -- --check
 
