@@ -18,29 +18,12 @@ const CAPACITY: usize = 1024;
 /// Values per streaming measurement.
 const STREAM: u64 = 100_000;
 
-/// CPUs this process may run on.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for the calling thread and
-    // its result is checked.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize).filter(|&cpu| libc::CPU_ISSET(cpu, &set)).collect()
-    }
-}
-
 /// Pins the calling thread to the `index`-th allowed CPU (wrapping). Best effort: unpinned,
 /// the numbers are noisier, not wrong.
 fn pin(index: usize) {
-    let cpus = allowed_cpus();
-    let Some(&cpu) = cpus.get(index % cpus.len().max(1)) else { return };
-    // SAFETY: cpu_set_t is plain data; one bit is set and applied to the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    let cpus = engine::affinity::allowed_cpus();
+    if let Some(&cpu) = cpus.get(index % cpus.len().max(1)) {
+        let _ = engine::affinity::pin_current_thread(cpu);
     }
 }
 

@@ -12,7 +12,7 @@
 //!
 //! - **same topology** (`kernel-per-core`): N such forwarders, one per engine worker, each a
 //!   thread with its own SO_REUSEPORT socket on the shared port and pinned to core i of the
-//!   allowed CPUs ([`allowed_cpus`], [`pin_current_thread`]), exactly as the engine lays out
+//!   allowed CPUs ([`engine::affinity`]), exactly as the engine lays out
 //!   its workers. The kernel spreads the sources over the sockets as it does over the
 //!   engine's, so each thread sleeps and wakes per burst as a worker does. This is the
 //!   yardstick for the engine in relay mode: it pays the same thread layout, so the gap is
@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::mem::{size_of, zeroed};
+use std::mem::size_of;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -61,33 +61,6 @@ pub fn run(socket: &UdpSocket, routes: &[Route]) -> io::Error {
             return e;
         }
     }
-}
-
-/// CPUs this process may run on, in order: worker i goes on `cpus[i % cpus.len()]`, as the
-/// engine places its workers. Empty if the mask cannot be read.
-pub fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data (all zeroes is the empty set); sched_getaffinity fills
-    // it for the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = zeroed();
-        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize).filter(|&cpu| libc::CPU_ISSET(cpu, &set)).collect()
-    }
-}
-
-/// Pins the calling thread to `cpu`.
-pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
-    // SAFETY: cpu_set_t is plain data; we set one bit and apply it to the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// The receive batch, the table and the send headers that point into both.

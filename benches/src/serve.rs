@@ -210,7 +210,7 @@ fn serve_kernel_per_core(options: &ServeOptions, listen: SocketAddr) -> Result<(
         addr = socket.local_addr().map_err(|e| e.to_string())?;
         sockets.push(socket);
     }
-    let cpus = kernel::allowed_cpus();
+    let cpus = engine::affinity::allowed_cpus();
     for (i, socket) in sockets.into_iter().enumerate() {
         let routes = options.routes.clone();
         let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
@@ -218,7 +218,7 @@ fn serve_kernel_per_core(options: &ServeOptions, listen: SocketAddr) -> Result<(
             .name(format!("kernel-{i}"))
             .spawn(move || {
                 if let Some(cpu) = cpu
-                    && let Err(e) = kernel::pin_current_thread(cpu)
+                    && let Err(e) = engine::affinity::pin_current_thread(cpu)
                 {
                     eprintln!("kernel forwarder {i}: cannot pin to CPU {cpu}: {e}");
                 }

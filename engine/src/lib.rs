@@ -24,6 +24,7 @@
 //! Two backends implement the loop: io_uring (multishot recvmsg into a provided buffer ring
 //! made of pool slots) and, where io_uring is refused, recvmmsg/sendmmsg.
 
+pub mod affinity;
 mod config;
 mod counters;
 mod engine;

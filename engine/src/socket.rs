@@ -72,6 +72,23 @@ pub fn kernel_drops(socket: &UdpSocket) -> Option<u64> {
     (rc == 0 && len as usize > SK_MEMINFO_DROPS * 4).then(|| u64::from(info[SK_MEMINFO_DROPS]))
 }
 
+/// Points a message header at one address and one iovec (more may follow it, counted by
+/// `msg_iovlen`), with no control data.
+pub fn point_header(
+    header: &mut libc::msghdr,
+    name: *mut libc::sockaddr_in6,
+    name_len: libc::socklen_t,
+    iov: *mut libc::iovec,
+) {
+    header.msg_name = name.cast();
+    header.msg_namelen = name_len;
+    header.msg_iov = iov;
+    header.msg_iovlen = 1;
+    header.msg_control = std::ptr::null_mut();
+    header.msg_controllen = 0;
+    header.msg_flags = 0;
+}
+
 /// Socket family of a bound socket.
 pub fn family(socket: &UdpSocket) -> io::Result<libc::c_int> {
     Ok(if socket.local_addr()?.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })

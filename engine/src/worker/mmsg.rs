@@ -39,14 +39,8 @@ impl Batch {
 
     /// Points header `i` at its iovec and address.
     fn link(&mut self, i: usize, name_len: libc::socklen_t) {
-        let header = &mut self.headers[i].msg_hdr;
-        header.msg_name = (&raw mut self.names[i]).cast();
-        header.msg_namelen = name_len;
-        header.msg_iov = &raw mut self.iovecs[i];
-        header.msg_iovlen = 1;
-        header.msg_control = std::ptr::null_mut();
-        header.msg_controllen = 0;
-        header.msg_flags = 0;
+        let (name, iov) = (&raw mut self.names[i], &raw mut self.iovecs[i]);
+        socket::point_header(&mut self.headers[i].msg_hdr, name, name_len, iov);
     }
 }
 

@@ -124,13 +124,8 @@ pub(crate) fn send_pending(
                     core.release(&transmit);
                     continue;
                 };
-                let header = &mut tx.headers[messages].msg_hdr;
-                header.msg_name = (&raw mut tx.names[messages]).cast();
-                header.msg_namelen = name_len;
-                header.msg_iov = &raw mut tx.iovecs[segments];
-                header.msg_iovlen = 1;
-                header.msg_control = std::ptr::null_mut();
-                header.msg_controllen = 0;
+                let (name, iov) = (&raw mut tx.names[messages], &raw mut tx.iovecs[segments]);
+                socket::point_header(&mut tx.headers[messages].msg_hdr, name, name_len, iov);
                 tx.first[messages] = segments;
                 messages += 1;
             }

@@ -273,10 +273,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
             op.iov.iov_base =
                 unsafe { core.pool.slot_ptr(SlotId(transmit.slot)).add(usize::from(transmit.offset)) }.cast();
             op.iov.iov_len = usize::from(transmit.len);
-            op.header.msg_name = (&raw mut op.addr).cast();
-            op.header.msg_namelen = addr_len;
-            op.header.msg_iov = &raw mut op.iov;
-            op.header.msg_iovlen = 1;
+            socket::point_header(&mut op.header, &raw mut op.addr, addr_len, &raw mut op.iov);
             op.transmit = Some(transmit);
             let entry =
                 opcode::SendMsg::new(fd, &raw const op.header).build().user_data(TAG_SEND | u64::from(index));
