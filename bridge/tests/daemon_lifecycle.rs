@@ -220,7 +220,15 @@ fn relay_some(port: u16, source: &UdpSocket, sink: &UdpSocket, count: u32) -> u3
 }
 
 fn scrape(port: u16) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint accepts");
+    // The exporter binds its listener on its own thread, shortly after the log line says so.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(e) if Instant::now() > deadline => panic!("metrics endpoint refuses: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let mut body = String::new();
@@ -243,7 +251,7 @@ fn relays_exports_metrics_and_drains_on_sigterm() {
     let config = relay_config(port, metrics, source.local_addr().unwrap(), sink.local_addr().unwrap(), "");
     let mut daemon = Daemon::spawn(&config, Sandbox::None);
     daemon.wait_for("engine backend: io_uring");
-    daemon.wait_for("relaying on");
+    daemon.wait_for("metrics on");
 
     assert_eq!(relay_some(port, &source, &sink, 500), 500);
     let stranger = udp("127.0.0.1:0");

@@ -169,242 +169,342 @@ struct SendOp {
     transmit: Option<Transmit>,
 }
 
+/// Sends waiting in io_uring for room in the socket buffer (the slow path).
+struct QueuedSends {
+    ops: Box<[SendOp]>,
+    free: Vec<u32>,
+}
+
+impl QueuedSends {
+    fn new(capacity: usize) -> Self {
+        let ops = (0..capacity)
+            .map(|_| SendOp {
+                header: socket::unsafe_zeroed(),
+                iov: libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 },
+                addr: socket::unsafe_zeroed(),
+                transmit: None,
+            })
+            .collect();
+        Self { ops, free: (0..capacity as u32).rev().collect() }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.ops.len() - self.free.len()
+    }
+}
+
 #[derive(PartialEq)]
 enum Phase {
     Running,
     Draining { deadline: Instant, producing_done: bool },
 }
 
+/// What the shutdown bookkeeping of a turn decided.
+enum Next {
+    /// Wait for completions and go on.
+    Wait,
+    /// Skip the wait: a new phase needs another turn first.
+    Turn,
+    /// Leave: everything drained.
+    Exit,
+    /// Leave now, with sends still in the kernel (drain time ran out).
+    Abandon,
+}
+
+/// One io_uring worker's state.
+struct Worker<H> {
+    core: Core,
+    handler: H,
+    socket: std::net::UdpSocket,
+    fd: Fd,
+    family: libc::c_int,
+    shutdown: std::sync::Arc<super::Shutdown>,
+    ring: IoUring,
+    buffers: BufRing,
+    /// First slot of our share: buffer id `bid` is slot `first_slot + bid`.
+    first_slot: u32,
+    /// Buffers kept in the ring; the rest of the share serves packets the handler writes.
+    ring_target: usize,
+    /// The multishot receive reads msg_namelen/msg_controllen from this header for its whole
+    /// life; boxed so its address is stable.
+    rx_header: Box<libc::msghdr>,
+    wake_buffer: Box<u64>,
+    waker_fd: Fd,
+    queued: QueuedSends,
+    tx_batch: send::SendBatch,
+    blocked: Vec<Transmit>,
+    recv_armed: bool,
+    wake_armed: bool,
+    /// Whether the last turn received anything: then the next wait batches (see `wait`).
+    busy: bool,
+    batch_wait_us: u32,
+    phase: Phase,
+}
+
 /// Runs a worker until shutdown.
-pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
-    let WorkerSetup { mut core, socket, shutdown, ready, gso, batch_wait_us, .. } = setup;
-    let fd = Fd(socket.as_raw_fd());
-    let family = socket::family(&socket)?;
+pub fn run<H: Handler>(setup: WorkerSetup, handler: H) -> io::Result<()> {
+    let WorkerSetup { core, socket, shutdown, ready, gso, batch_wait_us, .. } = setup;
     let slots = core.pool.worker_slots(core.id);
-    let first_slot = slots.start;
-    let slot_count = slots.len();
     let send_capacity = core.pending.capacity();
-
-    let (mut ring, _) = build_ring(RING_ENTRIES).map_err(explain_enomem)?;
-    let mut buffers = BufRing::new(slot_count as u16)?;
-    // SAFETY: the buffer ring stays mapped until it is unregistered at the end of `run`.
+    let (ring, _) = build_ring(RING_ENTRIES).map_err(explain_enomem)?;
+    let buffers = BufRing::new(slots.len() as u16)?;
+    // SAFETY: the buffer ring stays mapped until it is unregistered at the end of `run` (or,
+    // when the drain time runs out, leaked).
     unsafe {
-        ring.submitter().register_buf_ring_with_flags(
-            buffers.base as u64,
-            buffers.entries,
-            BUFFER_GROUP,
-            0,
-        )?;
+        ring.submitter()
+            .register_buf_ring_with_flags(buffers.base as u64, buffers.entries, BUFFER_GROUP, 0)
+            .map_err(explain_enomem)?;
     }
-    // Keep an eighth of the share off the ring for packets the handler writes itself.
-    let ring_target = slot_count - slot_count / 8;
-
-    // The multishot receive reads msg_namelen/msg_controllen from this header for its whole
-    // life; boxed so its address is stable.
     let mut rx_header: Box<libc::msghdr> = Box::new(socket::unsafe_zeroed());
     rx_header.msg_namelen = NAME_LEN as u32;
-    let mut wake_buffer = Box::new(0u64);
-    let mut ops: Box<[SendOp]> = (0..send_capacity)
-        .map(|_| SendOp {
-            header: socket::unsafe_zeroed(),
-            iov: libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 },
-            addr: socket::unsafe_zeroed(),
-            transmit: None,
-        })
-        .collect();
-    let mut free_ops: Vec<u32> = (0..send_capacity as u32).rev().collect();
-
-    let mut tx_batch = send::SendBatch::new(SEND_BATCH, gso);
-    let mut blocked = Vec::with_capacity(send_capacity);
-    let mut recv_armed = false;
-    // Whether the last turn received anything: then the next wait batches (see below).
-    let mut busy = false;
-    let mut wake_armed = false;
-    let mut phase = Phase::Running;
-    let waker_fd = Fd(core.mesh.waker().fd());
-    ready.signal(core.id);
-
+    let mut worker = Worker {
+        fd: Fd(socket.as_raw_fd()),
+        family: socket::family(&socket)?,
+        waker_fd: Fd(core.mesh.waker().fd()),
+        first_slot: slots.start,
+        // Keep an eighth of the share off the ring for packets the handler writes itself.
+        ring_target: slots.len() - slots.len() / 8,
+        core,
+        handler,
+        socket,
+        shutdown,
+        ring,
+        buffers,
+        rx_header,
+        wake_buffer: Box::new(0),
+        queued: QueuedSends::new(send_capacity),
+        tx_batch: send::SendBatch::new(SEND_BATCH, gso),
+        blocked: Vec::with_capacity(send_capacity),
+        recv_armed: false,
+        wake_armed: false,
+        busy: false,
+        batch_wait_us,
+        phase: Phase::Running,
+    };
+    ready.signal(worker.core.id);
     loop {
-        // Refill the buffer ring with free slots, then (re)arm what needs arming.
-        let before = buffers.tail;
-        while buffers.available < ring_target {
-            let Some(slot) = core.free.pop() else { break };
-            buffers.push(core.pool.slot_ptr(slot), (slot.0 - first_slot) as u16);
+        worker.refill_buffer_ring();
+        worker.arm()?;
+        worker.send_turn()?;
+        worker.core.end_turn();
+        match worker.shutdown_step()? {
+            Next::Wait => {}
+            Next::Turn => continue,
+            Next::Exit => break,
+            Next::Abandon => {
+                // The kernel may still read in-flight send headers and pool slots while the
+                // ring is torn down asynchronously: keep that memory alive until the process
+                // exits.
+                std::mem::forget(worker.core.pool.clone());
+                std::mem::forget(worker);
+                return Ok(());
+            }
         }
-        if buffers.tail != before {
-            buffers.publish();
+        worker.wait()?;
+        let now = worker.reap();
+        worker.after_completions(now);
+    }
+    worker.ring.submitter().unregister_buf_ring(BUFFER_GROUP)?;
+    Ok(())
+}
+
+impl<H: Handler> Worker<H> {
+    /// Gives free slots back to the kernel's buffer ring, up to the target.
+    fn refill_buffer_ring(&mut self) {
+        let before = self.buffers.tail;
+        while self.buffers.available < self.ring_target {
+            let Some(slot) = self.core.free.pop() else { break };
+            self.buffers.push(self.core.pool.slot_ptr(slot), (slot.0 - self.first_slot) as u16);
         }
-        if !recv_armed && phase == Phase::Running && buffers.available > 0 {
-            let entry = opcode::RecvMsgMulti::new(fd, &raw const *rx_header, BUFFER_GROUP)
+        if self.buffers.tail != before {
+            self.buffers.publish();
+        }
+    }
+
+    /// (Re)arms the multishot receive and the wake-up read when they have ended.
+    fn arm(&mut self) -> io::Result<()> {
+        if !self.recv_armed && self.phase == Phase::Running && self.buffers.available > 0 {
+            let entry = opcode::RecvMsgMulti::new(self.fd, &raw const *self.rx_header, BUFFER_GROUP)
                 .build()
                 .user_data(TAG_RECV);
-            push_sqe(&mut ring, &entry, &mut core.counters.syscalls)?;
-            recv_armed = true;
+            self.push(&entry)?;
+            self.recv_armed = true;
         }
-        if !wake_armed {
-            let entry =
-                opcode::Read::new(waker_fd, (&raw mut *wake_buffer).cast(), 8).build().user_data(TAG_WAKE);
-            push_sqe(&mut ring, &entry, &mut core.counters.syscalls)?;
-            wake_armed = true;
+        if !self.wake_armed {
+            let buffer = (&raw mut *self.wake_buffer).cast();
+            let entry = opcode::Read::new(self.waker_fd, buffer, 8).build().user_data(TAG_WAKE);
+            self.push(&entry)?;
+            self.wake_armed = true;
         }
+        Ok(())
+    }
 
-        // Send this turn's transmits with sendmmsg: UDP copies datagrams synchronously, so
-        // their slots are released at once, with no per-send SQE, msghdr import or CQE (all
-        // measured by bench-report as costlier than the syscall they save). What the socket
-        // cannot take right now goes to io_uring as SENDMSGs, which wait for room.
-        send::send_pending(&mut core, &mut tx_batch, fd.0, family, &mut blocked);
-        core.pending.append(&mut blocked);
-        let mut pending = std::mem::take(&mut core.pending);
-        for transmit in pending.drain(..) {
-            let Some(index) = free_ops.pop() else {
+    /// Sends this turn's transmits with sendmmsg: UDP copies datagrams synchronously, so their
+    /// slots are released at once, with no per-send SQE, msghdr import or CQE (all measured by
+    /// bench-report as costlier than the syscall they save). What the socket cannot take right
+    /// now goes to io_uring as SENDMSGs, which wait for room.
+    fn send_turn(&mut self) -> io::Result<()> {
+        let core = &mut self.core;
+        send::send_pending(core, &mut self.tx_batch, self.fd.0, self.family, &mut self.blocked);
+        while let Some(transmit) = self.blocked.pop() {
+            let Some(index) = self.queued.free.pop() else {
                 core.counters.drop(DropReason::SendQueueFull);
                 core.release(&transmit);
                 continue;
             };
-            let op = &mut ops[index as usize];
-            let Some(addr_len) = socket::encode(transmit.dest, family, &mut op.addr) else {
-                free_ops.push(index);
+            let op = &mut self.queued.ops[index as usize];
+            let Some(addr_len) = socket::encode(transmit.dest, self.family, &mut op.addr) else {
+                self.queued.free.push(index);
                 core.counters.drop(DropReason::SendFailed);
                 core.release(&transmit);
                 continue;
             };
             // SAFETY: offset + len lies within the slot (set when the packet was received or
             // written); the pool mapping outlives the send.
-            op.iov.iov_base =
-                unsafe { core.pool.slot_ptr(SlotId(transmit.slot)).add(usize::from(transmit.offset)) }.cast();
-            op.iov.iov_len = usize::from(transmit.len);
+            let base = unsafe { core.pool.slot_ptr(SlotId(transmit.slot)).add(usize::from(transmit.offset)) };
+            op.iov = libc::iovec { iov_base: base.cast(), iov_len: usize::from(transmit.len) };
             socket::point_header(&mut op.header, &raw mut op.addr, addr_len, &raw mut op.iov);
             op.transmit = Some(transmit);
-            let entry =
-                opcode::SendMsg::new(fd, &raw const op.header).build().user_data(TAG_SEND | u64::from(index));
-            push_sqe(&mut ring, &entry, &mut core.counters.syscalls)?;
+            let entry = opcode::SendMsg::new(self.fd, &raw const op.header)
+                .build()
+                .user_data(TAG_SEND | u64::from(index));
+            push_sqe(&mut self.ring, &entry, &mut core.counters.syscalls)?;
         }
-        core.pending = pending;
-        core.end_turn();
+        Ok(())
+    }
 
-        // Shutdown bookkeeping.
-        if let Phase::Draining { deadline, producing_done } = &mut phase {
-            if !*producing_done && !recv_armed {
-                shutdown.done_producing(core.id);
-                *producing_done = true;
+    /// Starts draining when shutdown is requested and decides when the worker may leave.
+    fn shutdown_step(&mut self) -> io::Result<Next> {
+        let Phase::Draining { deadline, producing_done } = &mut self.phase else {
+            if !self.shutdown.requested() {
+                return Ok(Next::Wait);
             }
-            let in_flight = send_capacity - free_ops.len();
-            let finished = *producing_done
-                && shutdown.all_done_producing()
-                && !core.mesh.has_inbound()
-                && in_flight == 0;
-            if finished {
-                break;
+            let deadline = Instant::now() + self.shutdown.drain_timeout;
+            self.phase = Phase::Draining { deadline, producing_done: false };
+            if self.recv_armed {
+                self.push(&opcode::AsyncCancel::new(TAG_RECV).build().user_data(TAG_CANCEL))?;
             }
-            if Instant::now() >= *deadline {
-                core.counters.drops[DropReason::Shutdown as usize] += in_flight as u64;
-                core.end_turn();
-                tracing::warn!(worker = core.id.0, in_flight, "drain time ran out");
-                // The kernel may still read in-flight send headers and pool slots while the ring
-                // is torn down asynchronously: keep that memory alive until the process exits.
-                std::mem::forget(ops);
-                std::mem::forget(buffers);
-                std::mem::forget(core.pool.clone());
-                return Ok(());
-            }
-        } else if shutdown.requested() {
-            phase =
-                Phase::Draining { deadline: Instant::now() + shutdown.drain_timeout, producing_done: false };
-            if recv_armed {
-                push_sqe(
-                    &mut ring,
-                    &opcode::AsyncCancel::new(TAG_RECV).build().user_data(TAG_CANCEL),
-                    &mut core.counters.syscalls,
-                )?;
-            }
-            continue;
+            return Ok(Next::Turn);
+        };
+        // Receiving has stopped once the cancelled multishot reports its end; our sends of this
+        // turn are queued, so we hand nothing more to other workers.
+        if !*producing_done && !self.recv_armed {
+            self.shutdown.done_producing(self.core.id);
+            *producing_done = true;
         }
+        let in_flight = self.queued.in_flight();
+        if *producing_done
+            && self.shutdown.all_done_producing()
+            && !self.core.mesh.has_inbound()
+            && in_flight == 0
+        {
+            return Ok(Next::Exit);
+        }
+        if Instant::now() >= *deadline {
+            self.core.counters.drops[DropReason::Shutdown as usize] += in_flight as u64;
+            self.core.end_turn();
+            tracing::warn!(worker = self.core.id.0, in_flight, "drain time ran out");
+            return Ok(Next::Abandon);
+        }
+        Ok(Next::Wait)
+    }
 
-        // Submit and wait: sleep in the kernel unless work is already waiting.
-        let timeout = match phase {
-            Phase::Running => until(handler.poll_timeout(), Instant::now()),
+    /// Submits what is queued and sleeps until completions arrive (or the handler's deadline),
+    /// unless work is already waiting.
+    fn wait(&mut self) -> io::Result<()> {
+        let timeout = match self.phase {
+            Phase::Running => until(self.handler.poll_timeout(), Instant::now()),
             Phase::Draining { .. } => Some(DRAIN_TICK),
         };
-        let waker = core.mesh.waker();
+        let waker = self.core.mesh.waker();
         waker.prepare_sleep();
-        let result = if core.mesh.has_inbound() || shutdown.requested() && phase == Phase::Running {
-            ring.submit()
-        } else if busy && batch_wait_us > 0 {
-            // Traffic is flowing: let completions gather for up to `batch_wait_us` (the
-            // kernel's min-wait, 6.12+) rather than waking for each datagram of a burst; bigger
-            // turns also make longer GSO runs. Once the min-wait passes with nothing to reap,
-            // the first completion wakes us at once; the outer bound only ends a sleep after the
-            // last burst, so an idle worker wakes once and then sleeps without a timeout.
-            let t = timeout.unwrap_or(BUSY_SLEEP_BOUND);
-            let ts = Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
-            let args = SubmitArgs::new().min_wait_usec(batch_wait_us).timespec(&ts);
-            ring.submitter().submit_with_args(BATCH_WANT, &args)
-        } else {
-            match timeout {
-                None => ring.submit_and_wait(1),
-                Some(t) => {
-                    let ts = Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
-                    ring.submitter().submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+        let result =
+            if self.core.mesh.has_inbound() || self.shutdown.requested() && self.phase == Phase::Running {
+                self.ring.submit()
+            } else if self.busy && self.batch_wait_us > 0 {
+                // Traffic is flowing: let completions gather for up to `batch_wait_us` (the
+                // kernel's min-wait, 6.12+) rather than waking for each datagram of a burst; bigger
+                // turns also make longer GSO runs. Once the min-wait passes with nothing to reap,
+                // the first completion wakes us at once; the outer bound only ends a sleep after the
+                // last burst, so an idle worker wakes once and then sleeps without a timeout.
+                let t = timeout.unwrap_or(BUSY_SLEEP_BOUND);
+                let ts = Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
+                let args = SubmitArgs::new().min_wait_usec(self.batch_wait_us).timespec(&ts);
+                self.ring.submitter().submit_with_args(BATCH_WANT, &args)
+            } else {
+                match timeout {
+                    None => self.ring.submit_and_wait(1),
+                    Some(t) => {
+                        let ts = Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
+                        self.ring.submitter().submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+                    }
                 }
-            }
-        };
+            };
         waker.awake();
-        core.counters.syscalls += 1;
+        self.core.counters.syscalls += 1;
         match result {
-            Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
-            Err(e) => return Err(e),
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => Ok(()),
+            Err(e) => Err(e),
         }
+    }
 
-        // Completions.
+    /// Handles every completion: received datagrams, finished slow-path sends, wake-ups.
+    /// Returns the time it stamped the datagrams with.
+    fn reap(&mut self) -> Instant {
         let now = Instant::now();
-        busy = false;
-        for cqe in ring.completion() {
+        self.busy = false;
+        for cqe in self.ring.completion() {
             let data = cqe.user_data();
             match data & TAG_MASK {
                 TAG_RECV => {
                     if !cqueue::more(cqe.flags()) {
-                        recv_armed = false;
+                        self.recv_armed = false;
                     }
                     if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
-                        busy = true;
-                        buffers.available -= 1;
-                        let slot = SlotId(first_slot + u32::from(bid));
-                        receive(&mut core, &mut handler, now, slot, &rx_header);
+                        self.busy = true;
+                        self.buffers.available -= 1;
+                        let slot = SlotId(self.first_slot + u32::from(bid));
+                        receive(&mut self.core, &mut self.handler, now, slot, &self.rx_header);
                     } else if cqe.result() == -libc::ENOBUFS {
-                        core.counters.rx_stalls += 1;
+                        self.core.counters.rx_stalls += 1;
                     }
                 }
                 TAG_SEND => {
                     let index = (data & !TAG_MASK) as u32;
-                    let op = &mut ops[index as usize];
+                    let op = &mut self.queued.ops[index as usize];
                     let transmit = op.transmit.take().expect("a send completion belongs to a queued send");
-                    free_ops.push(index);
+                    self.queued.free.push(index);
                     if cqe.result() >= 0 {
-                        core.counters.tx_packets += 1;
-                        core.counters.tx_bytes += u64::from(transmit.len);
+                        self.core.counters.tx_packets += 1;
+                        self.core.counters.tx_bytes += u64::from(transmit.len);
                     } else {
-                        core.counters.drop(DropReason::SendFailed);
+                        self.core.counters.drop(DropReason::SendFailed);
                     }
-                    core.release(&transmit);
+                    self.core.release(&transmit);
                 }
-                TAG_WAKE => wake_armed = false,
+                TAG_WAKE => self.wake_armed = false,
                 _ => {}
             }
         }
+        now
+    }
 
-        core.drain_inbound();
-        core.sample_kernel_drops(&socket, now);
-        if phase == Phase::Running
-            && let Some(deadline) = handler.poll_timeout()
+    /// Takes what other workers handed over, samples kernel drops, runs due timers.
+    fn after_completions(&mut self, now: Instant) {
+        self.core.drain_inbound();
+        self.core.sample_kernel_drops(&self.socket, now);
+        if self.phase == Phase::Running
+            && let Some(deadline) = self.handler.poll_timeout()
             && deadline <= now
         {
-            handler.handle_timeout(now, &mut Output { core: &mut core });
+            self.handler.handle_timeout(now, &mut Output { core: &mut self.core });
         }
     }
 
-    ring.submitter().unregister_buf_ring(BUFFER_GROUP)?;
-    Ok(())
+    fn push(&mut self, entry: &io_uring::squeue::Entry) -> io::Result<()> {
+        push_sqe(&mut self.ring, entry, &mut self.core.counters.syscalls)
+    }
 }
 
 /// Hands one received datagram to the core, or drops it when it was cut short.
