@@ -43,6 +43,8 @@ pub struct Scenario {
     pub workers: usize,
     /// Packet slots per engine worker (relay only); `None` for the engine's default.
     pub pool_slots: Option<u32>,
+    /// The engine's `batch_wait_us` (relay only); `None` for its default.
+    pub batch_wait_us: Option<u32>,
 }
 
 /// What one run measured.
@@ -160,6 +162,7 @@ pub fn measure(scenario: &Scenario, count_syscalls: bool) -> io::Result<Sample> 
         routes,
         workers: scenario.workers,
         pool_slots: scenario.pool_slots,
+        batch_wait_us: scenario.batch_wait_us,
         lifetime: scenario.warmup + scenario.window + Duration::from_secs(60),
     };
     let mut forwarder = Forwarder::spawn(&options)?;

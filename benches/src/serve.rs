@@ -70,6 +70,7 @@ pub struct ServeOptions {
     pub workers: usize,
     /// Packet slots per engine worker (relay only); `None` for the engine's default.
     pub pool_slots: Option<u32>,
+    pub batch_wait_us: Option<u32>,
     /// Upper bound on the child's life, in case the parent neither closes stdin nor kills it.
     pub lifetime: Duration,
 }
@@ -84,6 +85,9 @@ impl ServeOptions {
         }
         args.extend(["--workers".to_owned(), self.workers.to_string()]);
         args.extend(["--lifetime-secs".to_owned(), self.lifetime.as_secs().to_string()]);
+        if let Some(wait) = self.batch_wait_us {
+            args.extend(["--batch-wait-us".to_owned(), wait.to_string()]);
+        }
         if let Some(slots) = self.pool_slots {
             args.extend(["--pool-slots".to_owned(), slots.to_string()]);
         }
@@ -98,6 +102,7 @@ impl ServeOptions {
             routes: Vec::new(),
             workers: 1,
             pool_slots: None,
+            batch_wait_us: None,
             lifetime: Duration::from_secs(600),
         };
         while let [flag, value, tail @ ..] = rest {
@@ -105,6 +110,10 @@ impl ServeOptions {
                 "--route" => options.routes.push(parse_route(value)?),
                 "--workers" => {
                     options.workers = value.parse().map_err(|e| format!("--workers {value}: {e}"))?
+                }
+                "--batch-wait-us" => {
+                    options.batch_wait_us =
+                        Some(value.parse().map_err(|e| format!("--batch-wait-us {value}: {e}"))?);
                 }
                 "--pool-slots" => {
                     options.pool_slots =
@@ -258,6 +267,7 @@ fn start_relay(options: &ServeOptions, listen: SocketAddr) -> Result<Engine, Str
         listen,
         workers: options.workers,
         pool_slots_per_worker: options.pool_slots.unwrap_or(defaults.pool_slots_per_worker),
+        batch_wait_us: options.batch_wait_us.unwrap_or(defaults.batch_wait_us),
         lock_memory: MemoryLock::Off,
         backend: BackendChoice::Auto,
         socket_buffer: SOCKET_BUFFER,

@@ -4,13 +4,15 @@
 //! ```text
 //! bench-report              5 repetitions of 3 s windows per scenario (about 2 min)
 //! bench-report --quick      3 repetitions of 1 s windows (about 30 s)
-//!     [--rate PPS] [--secs S] [--reps N] [--sources N] [--pool-slots N] [--workers N] [--no-syscalls]
+//!     [--rate PPS] [--secs S] [--reps N] [--sources N] [--pool-slots N] [--workers N]
+//!     [--batch-wait-us N] [--no-syscalls]
 //! ```
 //!
 //! `--pool-slots` sets the engine's `pool_slots_per_worker` (default: the engine's default),
 //! which also sets how many buffers its receive ring cycles through; `--workers` its worker
-//! count, and the per-core baseline's thread count (default: one per core). Both are for
-//! diagnosis; the defaults are what to report.
+//! count, and the per-core baseline's thread count (default: one per core); `--batch-wait-us`
+//! the engine's io_uring min-wait batching. All are for diagnosis; the defaults are what to
+//! report.
 //!
 //! Forwarders ([`benches::kernel`] describes the baselines):
 //!
@@ -51,7 +53,7 @@ use serde_json::json;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage: bench-report [--quick] [--rate PPS] [--secs S] [--reps N] [--sources N] \
-                     [--pool-slots N] [--workers N] [--no-syscalls]";
+                     [--pool-slots N] [--workers N] [--batch-wait-us N] [--no-syscalls]";
 
 const FANOUTS: [usize; 2] = [1, 4];
 /// Forwarders in report order; repetition r starts with the one at index r mod 3.
@@ -73,6 +75,7 @@ struct Settings {
     sources: usize,
     /// Packet slots per engine worker; `None` for the engine's default.
     pool_slots: Option<u32>,
+    batch_wait_us: Option<u32>,
     /// Engine workers; `None` for one per core.
     workers: Option<usize>,
     /// Window of the extra runs that count syscalls; `None` skips them.
@@ -91,6 +94,7 @@ impl Settings {
                 reps: 3,
                 sources: SOURCES,
                 pool_slots: None,
+                batch_wait_us: None,
                 workers: None,
                 syscall_window: Some(Duration::from_millis(500)),
             }
@@ -103,6 +107,7 @@ impl Settings {
                 reps: 5,
                 sources: SOURCES,
                 pool_slots: None,
+                batch_wait_us: None,
                 workers: None,
                 syscall_window: Some(Duration::from_secs(1)),
             }
@@ -122,6 +127,7 @@ impl Settings {
                 "--reps" => settings.reps = number(flag, value)?,
                 "--sources" => settings.sources = number(flag, value)?,
                 "--pool-slots" => settings.pool_slots = Some(number(flag, value)?),
+                "--batch-wait-us" => settings.batch_wait_us = Some(number(flag, value)?),
                 "--workers" => settings.workers = Some(number(flag, value)?),
                 other => return Err(format!("unknown option {other}")),
             }
@@ -209,6 +215,7 @@ fn scenario(settings: &Settings, kind: Kind, fanout: usize, workers: usize, wind
         window,
         workers,
         pool_slots: settings.pool_slots,
+        batch_wait_us: settings.batch_wait_us,
     }
 }
 
