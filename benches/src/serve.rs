@@ -312,13 +312,14 @@ mod tests {
             }],
             workers: 2,
             pool_slots: Some(512),
+            batch_wait_us: Some(100),
             lifetime: Duration::from_secs(30),
         };
         let args = options.to_args();
         let parsed = ServeOptions::parse(&args[1..]).unwrap();
         assert_eq!(parsed.kind, Kind::Relay);
         assert_eq!(parsed.routes[0].to, options.routes[0].to);
-        assert_eq!((parsed.workers, parsed.pool_slots), (2, Some(512)));
+        assert_eq!((parsed.workers, parsed.pool_slots, parsed.batch_wait_us), (2, Some(512), Some(100)));
         assert_eq!(parsed.lifetime, Duration::from_secs(30));
     }
 
