@@ -1,0 +1,115 @@
+//! Building a message into a caller's buffer, without allocating.
+
+use std::net::SocketAddr;
+
+use ring::hmac;
+
+use crate::attr::{self, AttrType};
+use crate::error::BufferTooSmall;
+use crate::header::{Class, HEADER_LEN, MAGIC_COOKIE, Method, TransactionId, message_type};
+use crate::integrity;
+use crate::message::{ATTR_HEADER_LEN, FINGERPRINT_LEN, INTEGRITY_LEN, padded};
+
+/// Writes a message attribute by attribute. The header's length field is kept current, so
+/// MESSAGE-INTEGRITY and FINGERPRINT see what a receiver will see.
+#[derive(Debug)]
+pub struct MessageBuilder<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+    transaction_id: TransactionId,
+}
+
+impl<'b> MessageBuilder<'b> {
+    /// Starts a message with the given header in `buf`.
+    pub fn new(
+        buf: &'b mut [u8],
+        method: Method,
+        class: Class,
+        transaction_id: TransactionId,
+    ) -> Result<Self, BufferTooSmall> {
+        let header = buf.get_mut(..HEADER_LEN).ok_or(BufferTooSmall)?;
+        header[0..2].copy_from_slice(&message_type(method, class).to_be_bytes());
+        header[2..4].copy_from_slice(&0u16.to_be_bytes());
+        header[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+        header[8..20].copy_from_slice(&transaction_id.0);
+        Ok(Self { buf, len: HEADER_LEN, transaction_id })
+    }
+
+    /// Appends an attribute; the value is zero-padded to 4 bytes.
+    pub fn attribute(&mut self, typ: AttrType, value: &[u8]) -> Result<&mut Self, BufferTooSmall> {
+        let len = u16::try_from(value.len()).map_err(|_| BufferTooSmall)?;
+        let end = self.len + ATTR_HEADER_LEN + padded(value.len());
+        if end > self.buf.len() || end - HEADER_LEN > usize::from(u16::MAX) {
+            return Err(BufferTooSmall);
+        }
+        let at = self.len;
+        self.buf[at..at + 2].copy_from_slice(&typ.0.to_be_bytes());
+        self.buf[at + 2..at + 4].copy_from_slice(&len.to_be_bytes());
+        self.buf[at + ATTR_HEADER_LEN..at + ATTR_HEADER_LEN + value.len()].copy_from_slice(value);
+        self.buf[at + ATTR_HEADER_LEN + value.len()..end].fill(0);
+        self.len = end;
+        self.buf[2..4].copy_from_slice(&((end - HEADER_LEN) as u16).to_be_bytes());
+        Ok(self)
+    }
+
+    /// Appends an XOR-encoded address attribute (XOR-MAPPED-ADDRESS and friends).
+    pub fn xor_address(&mut self, typ: AttrType, addr: SocketAddr) -> Result<&mut Self, BufferTooSmall> {
+        let mut value = [0u8; 20];
+        let len = attr::encode_xor_address(addr, &self.transaction_id, &mut value);
+        self.attribute(typ, &value[..len])
+    }
+
+    /// Appends a 32-bit attribute (PRIORITY, LIFETIME).
+    pub fn u32(&mut self, typ: AttrType, value: u32) -> Result<&mut Self, BufferTooSmall> {
+        self.attribute(typ, &value.to_be_bytes())
+    }
+
+    /// Appends a 64-bit attribute (ICE-CONTROLLING / ICE-CONTROLLED).
+    pub fn u64(&mut self, typ: AttrType, value: u64) -> Result<&mut Self, BufferTooSmall> {
+        self.attribute(typ, &value.to_be_bytes())
+    }
+
+    /// Appends ERROR-CODE with `code` (300..=699) and a reason phrase.
+    pub fn error_code(&mut self, code: u16, reason: &str) -> Result<&mut Self, BufferTooSmall> {
+        let mut value = [0u8; 4 + 128];
+        let reason = &reason.as_bytes()[..reason.len().min(128)];
+        value[2] = (code / 100) as u8;
+        value[3] = (code % 100) as u8;
+        value[4..4 + reason.len()].copy_from_slice(reason);
+        self.attribute(AttrType::ERROR_CODE, &value[..4 + reason.len()])
+    }
+
+    /// Appends MESSAGE-INTEGRITY computed with `key` over everything so far.
+    pub fn message_integrity(&mut self, key: &hmac::Key) -> Result<&mut Self, BufferTooSmall> {
+        let at = self.len;
+        self.attribute(AttrType::MESSAGE_INTEGRITY, &[0; INTEGRITY_LEN])?;
+        let tag = integrity::integrity_tag(key, &self.buf[..self.len], at);
+        self.buf[at + ATTR_HEADER_LEN..at + ATTR_HEADER_LEN + INTEGRITY_LEN].copy_from_slice(tag.as_ref());
+        Ok(self)
+    }
+
+    /// Appends FINGERPRINT; it must be the last attribute.
+    pub fn fingerprint(&mut self) -> Result<&mut Self, BufferTooSmall> {
+        let at = self.len;
+        self.attribute(AttrType::FINGERPRINT, &[0; FINGERPRINT_LEN])?;
+        let crc = integrity::fingerprint(&self.buf[..self.len], at);
+        self.buf[at + ATTR_HEADER_LEN..at + ATTR_HEADER_LEN + FINGERPRINT_LEN]
+            .copy_from_slice(&crc.to_be_bytes());
+        Ok(self)
+    }
+
+    /// Length of the message written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a message has at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Finishes; returns the message length (the bytes are `buf[..len]`).
+    pub fn finish(self) -> usize {
+        self.len
+    }
+}
