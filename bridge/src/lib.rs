@@ -3,5 +3,6 @@
 //! same engine next.
 
 pub mod config;
+pub mod media;
 pub mod relay;
 pub mod run;
