@@ -37,8 +37,14 @@ pub fn apply_keystream(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8]) {
             counter = (counter & !0xffff) | ((counter + 1) & 0xffff);
         }
         cipher.encrypt_blocks(&mut keystream[..blocks]);
-        for (byte, key) in chunk.iter_mut().zip(keystream.iter().flat_map(|b| b.iter())) {
-            *byte ^= key;
+        for (data, key) in chunk.chunks_mut(16).zip(&keystream) {
+            if let Ok(block) = <&mut [u8; 16]>::try_from(&mut *data) {
+                // Whole blocks as one 128-bit XOR; only a packet's last block goes bytewise.
+                let key = u128::from_ne_bytes(key.as_slice().try_into().expect("AES blocks are 16 bytes"));
+                *block = (u128::from_ne_bytes(*block) ^ key).to_ne_bytes();
+            } else {
+                data.iter_mut().zip(key.iter()).for_each(|(b, k)| *b ^= k);
+            }
         }
     }
 }
