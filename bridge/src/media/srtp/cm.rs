@@ -37,7 +37,7 @@ impl std::fmt::Debug for Cm {
 }
 
 /// Compares without an early exit, so timing says nothing about where a forged tag differs.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -56,6 +56,18 @@ impl Cm {
         }
     }
 
+    /// Encrypts or decrypts `data` (the keystream is its own inverse).
+    pub fn apply(&self, ssrc: u32, index: u64, data: &mut [u8]) {
+        apply_keystream(&self.cipher, &self.iv(ssrc, index), data);
+    }
+
+    /// HMAC-SHA1 over the concatenation of `parts`.
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 20] {
+        let mut mac = self.auth.clone();
+        parts.iter().for_each(|p| mac.update(p));
+        mac.finalize().into_bytes().into()
+    }
+
     fn iv(&self, ssrc: u32, index: u64) -> Zeroizing<[u8; 16]> {
         let mut iv = Zeroizing::new([0u8; 16]);
         iv[..SALT_LEN].copy_from_slice(&self.salt[..]);
@@ -69,10 +81,7 @@ impl Cm {
     }
 
     fn tag(&self, authenticated: &[u8], roc: u32) -> [u8; 20] {
-        let mut mac = self.auth.clone();
-        mac.update(authenticated);
-        mac.update(&roc.to_be_bytes());
-        mac.finalize().into_bytes().into()
+        self.mac(&[authenticated, &roc.to_be_bytes()])
     }
 
     /// Encrypts `buf[header..len]` in place and appends the tag. Returns the new length.

@@ -56,12 +56,42 @@ impl Gcm {
             return Err(SrtpError::BufferTooSmall);
         }
         let (aad, rest) = buf.split_at_mut(header);
+        let tag = self.seal_detached(ssrc, index, aad, &mut rest[..len - header])?;
+        rest[len - header..len - header + TAG_LEN].copy_from_slice(&tag);
+        Ok(len + TAG_LEN)
+    }
+
+    /// Encrypts `data` in place with `aad` as associated data; returns the tag. SRTCP's
+    /// associated data is not contiguous in the packet, hence the separate slice.
+    pub fn seal_detached(
+        &self,
+        ssrc: u32,
+        index: u64,
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], SrtpError> {
         let tag = self
             .key
-            .seal_in_place_separate_tag(self.nonce(ssrc, index), Aad::from(&*aad), &mut rest[..len - header])
+            .seal_in_place_separate_tag(self.nonce(ssrc, index), Aad::from(aad), data)
             .map_err(|_| SrtpError::BufferTooSmall)?;
-        rest[len - header..len - header + TAG_LEN].copy_from_slice(tag.as_ref());
-        Ok(len + TAG_LEN)
+        Ok(tag.as_ref().try_into().expect("GCM tags are 16 bytes"))
+    }
+
+    /// Checks the tag at the end of `data` and decrypts the rest in place; returns its length.
+    pub fn open_detached(
+        &self,
+        ssrc: u32,
+        index: u64,
+        aad: &[u8],
+        data: &mut [u8],
+    ) -> Result<usize, SrtpError> {
+        if data.len() < TAG_LEN {
+            return Err(SrtpError::TooShort);
+        }
+        self.key
+            .open_in_place(self.nonce(ssrc, index), Aad::from(aad), data)
+            .map_err(|_| SrtpError::AuthenticationFailed)?;
+        Ok(data.len() - TAG_LEN)
     }
 
     /// Checks the tag and decrypts `buf[header..len - TAG_LEN]` in place. Returns the
@@ -78,9 +108,7 @@ impl Gcm {
             return Err(SrtpError::TooShort);
         }
         let (aad, rest) = buf.split_at_mut(header);
-        self.key
-            .open_in_place(self.nonce(ssrc, index), Aad::from(&*aad), &mut rest[..len - header])
-            .map_err(|_| SrtpError::AuthenticationFailed)?;
+        self.open_detached(ssrc, index, aad, &mut rest[..len - header])?;
         Ok(len - TAG_LEN)
     }
 }

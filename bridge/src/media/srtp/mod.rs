@@ -6,8 +6,13 @@
 //! place and returns the plaintext length. Errors are a small `Copy` enum, to be counted as
 //! drops by reason.
 //!
-//! Profiles: AEAD_AES_128_GCM (preferred: about 5x cheaper here, DESIGN.md),
-//! AES_CM_128_HMAC_SHA1_80 and _32. SRTCP is not here yet.
+//! Profiles: AEAD_AES_128_GCM (preferred: cheaper, DESIGN.md), AES_CM_128_HMAC_SHA1_80 and
+//! _32. SRTCP (RFC 3711 §3.4, RFC 7714 §9) always encrypts (E flag set) and, for both AES-CM
+//! profiles, carries an 80-bit tag (RFC 5764 §4.1.2).
+//!
+//! ```text
+//! SRTCP: | RTCP header (8) | encrypted rest | [GCM tag 16] | E | SRTCP index (31) | [CM tag 10] |
+//! ```
 
 mod cm;
 mod gcm;
@@ -101,19 +106,77 @@ enum Transform {
     Cm(cm::Cm),
 }
 
+/// SRTCP's authentication tag for the AES-CM profiles: 80 bits even for _32 (RFC 5764).
+const SRTCP_CM_TAG_LEN: usize = 10;
+/// Bytes of the E flag and SRTCP index.
+const SRTCP_TRAILER_LEN: usize = 4;
+/// Bytes of the RTCP header left in the clear: V/P/RC, PT, length, sender SSRC.
+const RTCP_HEADER_LEN: usize = 8;
+
+impl Transform {
+    fn derive(profile: Profile, master_key: &[u8; 16], master_salt: &[u8], labels: [Label; 3]) -> Self {
+        let [encryption, authentication, salt_label] = labels;
+        let mut key = Zeroizing::new([0u8; 16]);
+        kdf::derive(master_key, master_salt, encryption, &mut key[..]);
+        match profile {
+            Profile::AeadAes128Gcm => {
+                let mut salt = Zeroizing::new([0u8; gcm::SALT_LEN]);
+                kdf::derive(master_key, master_salt, salt_label, &mut salt[..]);
+                Transform::Gcm(gcm::Gcm::new(&key, &salt))
+            }
+            Profile::Aes128CmHmacSha1_80 | Profile::Aes128CmHmacSha1_32 => {
+                let mut salt = Zeroizing::new([0u8; cm::SALT_LEN]);
+                let mut auth = Zeroizing::new([0u8; cm::AUTH_KEY_LEN]);
+                kdf::derive(master_key, master_salt, salt_label, &mut salt[..]);
+                kdf::derive(master_key, master_salt, authentication, &mut auth[..]);
+                let tag_len =
+                    if encryption == Label::RtcpEncryption { SRTCP_CM_TAG_LEN } else { profile.overhead() };
+                Transform::Cm(cm::Cm::new(&key, &salt, &auth, tag_len))
+            }
+        }
+    }
+}
+
 /// One direction of SRTP for one peer.
 pub struct Context {
     profile: Profile,
     rtp: Transform,
-    streams: [(u32, ReplayWindow); MAX_STREAMS],
-    stream_count: usize,
+    rtcp: Transform,
+    streams: Streams,
+    /// Per SSRC: the SRTCP index window (receiving) or last index sent (sending).
+    rtcp_streams: Streams,
+}
+
+/// A fixed table of per-SSRC windows: no allocation after the context is made.
+struct Streams {
+    entries: [(u32, ReplayWindow); MAX_STREAMS],
+    count: usize,
+}
+
+impl Streams {
+    fn new() -> Self {
+        Self { entries: [(0, ReplayWindow::default()); MAX_STREAMS], count: 0 }
+    }
+
+    fn get(&mut self, ssrc: u32) -> Result<&mut ReplayWindow, SrtpError> {
+        let at = match self.entries[..self.count].iter().position(|(s, _)| *s == ssrc) {
+            Some(at) => at,
+            None if self.count < MAX_STREAMS => {
+                self.entries[self.count] = (ssrc, ReplayWindow::default());
+                self.count += 1;
+                self.count - 1
+            }
+            None => return Err(SrtpError::TooManyStreams),
+        };
+        Ok(&mut self.entries[at].1)
+    }
 }
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
             .field("profile", &self.profile)
-            .field("streams", &self.stream_count)
+            .field("streams", &self.streams.count)
             .finish()
     }
 }
@@ -136,23 +199,15 @@ impl Context {
     /// Derives the RTP session keys of `profile` from a DTLS-SRTP master key and salt.
     pub fn new(profile: Profile, master_key: &[u8; 16], master_salt: &[u8]) -> Self {
         assert_eq!(master_salt.len(), profile.master_salt_len(), "master salt length fits the profile");
-        let mut key = Zeroizing::new([0u8; 16]);
-        kdf::derive(master_key, master_salt, Label::RtpEncryption, &mut key[..]);
-        let rtp = match profile {
-            Profile::AeadAes128Gcm => {
-                let mut salt = Zeroizing::new([0u8; gcm::SALT_LEN]);
-                kdf::derive(master_key, master_salt, Label::RtpSalt, &mut salt[..]);
-                Transform::Gcm(gcm::Gcm::new(&key, &salt))
-            }
-            Profile::Aes128CmHmacSha1_80 | Profile::Aes128CmHmacSha1_32 => {
-                let mut salt = Zeroizing::new([0u8; cm::SALT_LEN]);
-                let mut auth = Zeroizing::new([0u8; cm::AUTH_KEY_LEN]);
-                kdf::derive(master_key, master_salt, Label::RtpSalt, &mut salt[..]);
-                kdf::derive(master_key, master_salt, Label::RtpAuthentication, &mut auth[..]);
-                Transform::Cm(cm::Cm::new(&key, &salt, &auth, profile.overhead()))
-            }
-        };
-        Self { profile, rtp, streams: [(0, ReplayWindow::default()); MAX_STREAMS], stream_count: 0 }
+        let rtp_labels = [Label::RtpEncryption, Label::RtpAuthentication, Label::RtpSalt];
+        let rtcp_labels = [Label::RtcpEncryption, Label::RtcpAuthentication, Label::RtcpSalt];
+        Self {
+            profile,
+            rtp: Transform::derive(profile, master_key, master_salt, rtp_labels),
+            rtcp: Transform::derive(profile, master_key, master_salt, rtcp_labels),
+            streams: Streams::new(),
+            rtcp_streams: Streams::new(),
+        }
     }
 
     pub fn profile(&self) -> Profile {
@@ -160,17 +215,87 @@ impl Context {
     }
 
     fn stream(&mut self, ssrc: u32) -> Result<&mut ReplayWindow, SrtpError> {
-        let known = &self.streams[..self.stream_count];
-        let at = match known.iter().position(|(s, _)| *s == ssrc) {
-            Some(at) => at,
-            None if self.stream_count < MAX_STREAMS => {
-                self.streams[self.stream_count] = (ssrc, ReplayWindow::default());
-                self.stream_count += 1;
-                self.stream_count - 1
+        self.streams.get(ssrc)
+    }
+
+    /// Bytes `protect_rtcp` adds to a compound RTCP packet.
+    pub fn rtcp_overhead(&self) -> usize {
+        SRTCP_TRAILER_LEN
+            + if self.profile == Profile::AeadAes128Gcm { gcm::TAG_LEN } else { SRTCP_CM_TAG_LEN }
+    }
+
+    /// Protects the compound RTCP packet `buf[..len]` in place (`rtcp_overhead()` spare bytes
+    /// needed). Returns the SRTCP packet's length.
+    pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        if len < RTCP_HEADER_LEN || buf[0] >> 6 != 2 {
+            return Err(SrtpError::NotRtp);
+        }
+        if buf.len() < len + self.rtcp_overhead() {
+            return Err(SrtpError::BufferTooSmall);
+        }
+        let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let window = self.rtcp_streams.get(ssrc)?;
+        // The SRTCP index counts from 1 per SSRC (as libsrtp does) and is 31 bits.
+        let index = window.highest().map_or(1, |h| h + 1) & 0x7fff_ffff;
+        window.accept(index);
+        let trailer = (0x8000_0000 | index as u32).to_be_bytes();
+        match &self.rtcp {
+            Transform::Gcm(t) => {
+                let aad = srtcp_aad(&buf[..RTCP_HEADER_LEN], trailer);
+                let tag = t.seal_detached(ssrc, index, &aad, &mut buf[RTCP_HEADER_LEN..len])?;
+                buf[len..len + gcm::TAG_LEN].copy_from_slice(&tag);
+                buf[len + gcm::TAG_LEN..len + gcm::TAG_LEN + SRTCP_TRAILER_LEN].copy_from_slice(&trailer);
             }
-            None => return Err(SrtpError::TooManyStreams),
+            Transform::Cm(t) => {
+                t.apply(ssrc, index, &mut buf[RTCP_HEADER_LEN..len]);
+                buf[len..len + SRTCP_TRAILER_LEN].copy_from_slice(&trailer);
+                let tag = t.mac(&[&buf[..len + SRTCP_TRAILER_LEN]]);
+                let at = len + SRTCP_TRAILER_LEN;
+                buf[at..at + SRTCP_CM_TAG_LEN].copy_from_slice(&tag[..SRTCP_CM_TAG_LEN]);
+            }
+        }
+        Ok(len + self.rtcp_overhead())
+    }
+
+    /// Checks and decrypts the SRTCP packet `buf` in place. Returns the RTCP packet's length.
+    /// Unencrypted SRTCP (E flag clear) is refused: we never negotiate it.
+    pub fn unprotect_rtcp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
+        let len = buf.len();
+        if len < RTCP_HEADER_LEN + self.rtcp_overhead() {
+            return Err(SrtpError::TooShort);
+        }
+        if buf[0] >> 6 != 2 {
+            return Err(SrtpError::NotRtp);
+        }
+        let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let trailer_at = match self.profile {
+            Profile::AeadAes128Gcm => len - SRTCP_TRAILER_LEN,
+            _ => len - SRTCP_CM_TAG_LEN - SRTCP_TRAILER_LEN,
         };
-        Ok(&mut self.streams[at].1)
+        let trailer: [u8; 4] = buf[trailer_at..trailer_at + 4].try_into().expect("4 bytes");
+        let word = u32::from_be_bytes(trailer);
+        if word & 0x8000_0000 == 0 {
+            return Err(SrtpError::AuthenticationFailed);
+        }
+        let index = u64::from(word & 0x7fff_ffff);
+        self.rtcp_streams.get(ssrc)?.check(index)?;
+        let plain = match &self.rtcp {
+            Transform::Gcm(t) => {
+                let aad = srtcp_aad(&buf[..RTCP_HEADER_LEN], trailer);
+                RTCP_HEADER_LEN + t.open_detached(ssrc, index, &aad, &mut buf[RTCP_HEADER_LEN..trailer_at])?
+            }
+            Transform::Cm(t) => {
+                let tag = t.mac(&[&buf[..trailer_at + SRTCP_TRAILER_LEN]]);
+                let sent = &buf[trailer_at + SRTCP_TRAILER_LEN..];
+                if !cm::constant_time_eq(&tag[..SRTCP_CM_TAG_LEN], sent) {
+                    return Err(SrtpError::AuthenticationFailed);
+                }
+                t.apply(ssrc, index, &mut buf[RTCP_HEADER_LEN..trailer_at]);
+                trailer_at
+            }
+        };
+        self.rtcp_streams.get(ssrc)?.accept(index);
+        Ok(plain)
     }
 
     /// Protects the RTP packet `buf[..len]` in place; the tag goes after it, so `buf` needs
@@ -216,3 +341,11 @@ fn rtp_ids(packet: &[u8]) -> (u16, u32) {
 
 #[cfg(test)]
 mod tests;
+
+/// SRTCP's GCM associated data: the clear RTCP header, then the E flag and index.
+fn srtcp_aad(header: &[u8], trailer: [u8; 4]) -> [u8; RTCP_HEADER_LEN + SRTCP_TRAILER_LEN] {
+    let mut aad = [0u8; RTCP_HEADER_LEN + SRTCP_TRAILER_LEN];
+    aad[..RTCP_HEADER_LEN].copy_from_slice(header);
+    aad[RTCP_HEADER_LEN..].copy_from_slice(&trailer);
+    aad
+}

@@ -78,6 +78,11 @@ impl ReplayWindow {
         }
     }
 
+    /// The highest accepted index, if any.
+    pub fn highest(&self) -> Option<u64> {
+        self.highest
+    }
+
     /// The rollover counter of the highest accepted index (what SRTP authenticates).
     pub fn roc(&self) -> u32 {
         self.highest.map_or(0, |h| (h >> 16) as u32)

@@ -90,7 +90,7 @@ fn round_trip_across_a_sequence_wrap() {
             assert_eq!(receiver.unprotect_rtp(&mut buf[..len]), Ok(packet.len()), "{profile:?} seq {seq}");
             assert_eq!(&buf[..packet.len()], &packet[..]);
         }
-        assert_eq!(receiver.streams[0].1.roc(), 1, "{profile:?}: the rollover counter moved on");
+        assert_eq!(receiver.streams.entries[0].1.roc(), 1, "{profile:?}: the rollover counter moved on");
     }
 }
 
@@ -107,4 +107,78 @@ fn malformed_packets_are_refused_without_panicking() {
     }
     let mut short = plain_rtp()[..20].to_vec();
     assert_eq!(context.unprotect_rtp(&mut short), Err(SrtpError::TooShort));
+}
+
+/// The compound RTCP packet libsrtp's vectors protect: an empty sender report of SSRC deadbeef.
+fn plain_rtcp() -> Vec<u8> {
+    hex("81c80005 deadbeef 00000000 00000000 00000000 00000000 00000000")
+}
+
+/// libsrtp 2 protecting `plain_rtcp` (SRTCP index 1) with master key and salt all zero.
+const LIBSRTP_CM_80_RTCP: &str =
+    "81c80005 deadbeef bcddb2a1 807f8ee7 a890d503 ef23d91b 0bdeae8a 80000001 329c05e0 a130307f 0b1e";
+const LIBSRTP_GCM_RTCP: &str = "81c80005 deadbeef 1fd6ff53 aa5817ea 0bcee128 14ad0ac7 cc2c9e75 107c6ca2
+     2b64f04e ec0c98f1 123444d1 80000001";
+
+fn protect_rtcp(profile: Profile) -> Vec<u8> {
+    let mut context = Context::new(profile, &[0; 16], &vec![0; profile.master_salt_len()]);
+    let plain = plain_rtcp();
+    let mut buf = plain.clone();
+    buf.resize(plain.len() + context.rtcp_overhead(), 0);
+    let len = context.protect_rtcp(&mut buf, plain.len()).unwrap();
+    buf.truncate(len);
+    buf
+}
+
+#[test]
+fn srtcp_matches_libsrtp() {
+    assert_eq!(protect_rtcp(Profile::Aes128CmHmacSha1_80), hex(LIBSRTP_CM_80_RTCP));
+    assert_eq!(
+        protect_rtcp(Profile::Aes128CmHmacSha1_32),
+        hex(LIBSRTP_CM_80_RTCP),
+        "SRTCP keeps 80-bit tags"
+    );
+}
+
+/// The GCM SRTCP vector comes from a libsrtp that put the E flag and index into the
+/// associated data little-endian (cisco/libsrtp#137, fixed in 2016; RFC 7714 §9.1 says network
+/// order, as we do). Same keys and IV, so the ciphertext must match; with the old byte order
+/// our cipher must reproduce its tag too, which pins the difference to that one detail.
+#[test]
+fn srtcp_gcm_differs_from_old_libsrtp_only_by_its_aad_byte_order() {
+    let ours = protect_rtcp(Profile::AeadAes128Gcm);
+    let theirs = hex(LIBSRTP_GCM_RTCP);
+    assert_eq!(ours.len(), theirs.len());
+    assert_eq!(ours[..28], theirs[..28], "header and ciphertext");
+    assert_eq!(ours[44..], theirs[44..], "E flag and index");
+    assert_ne!(ours[28..44], theirs[28..44], "the tag covers the AAD");
+
+    let context = Context::new(Profile::AeadAes128Gcm, &[0; 16], &[0; 12]);
+    let Transform::Gcm(gcm) = &context.rtcp else { unreachable!("GCM profile") };
+    let mut aad = [0u8; 12];
+    aad[..8].copy_from_slice(&plain_rtcp()[..8]);
+    aad[8..].copy_from_slice(&(0x8000_0001u32).to_le_bytes());
+    let mut data = plain_rtcp()[8..].to_vec();
+    let tag = gcm.seal_detached(0xdeadbeef, 1, &aad, &mut data).unwrap();
+    assert_eq!(tag[..], theirs[28..44], "old libsrtp's tag is ours with a little-endian AAD word");
+}
+
+#[test]
+fn srtcp_unprotect_restores_and_rejects_tampering_and_replay() {
+    for (profile, protected) in [
+        (Profile::Aes128CmHmacSha1_80, hex(LIBSRTP_CM_80_RTCP)),
+        (Profile::AeadAes128Gcm, protect_rtcp(Profile::AeadAes128Gcm)),
+    ] {
+        let mut receiver = Context::new(profile, &[0; 16], &vec![0; profile.master_salt_len()]);
+        for i in 0..protected.len() {
+            let mut tampered = protected.clone();
+            tampered[i] ^= 0x01;
+            assert!(receiver.unprotect_rtcp(&mut tampered).is_err(), "{profile:?}: byte {i} flipped");
+        }
+        let mut buf = protected.clone();
+        assert_eq!(receiver.unprotect_rtcp(&mut buf), Ok(plain_rtcp().len()), "{profile:?}");
+        assert_eq!(&buf[..plain_rtcp().len()], &plain_rtcp()[..]);
+        let mut again = protected.clone();
+        assert_eq!(receiver.unprotect_rtcp(&mut again), Err(SrtpError::Replayed));
+    }
 }
