@@ -1,4 +1,5 @@
 //! The bridge's media layer, sans-IO: no sockets, no threads, no clock of its own.
-//! So far: the SRTP transform.
+//! So far: RTP header parsing and the SRTP transform.
 
+pub mod rtp;
 pub mod srtp;

@@ -181,19 +181,7 @@ impl fmt::Debug for Context {
     }
 }
 
-/// Length of the RTP header (fixed part, CSRCs, extension), or `None` when it is not RTP v2
-/// or does not fit.
-pub fn rtp_header_len(packet: &[u8]) -> Option<usize> {
-    if packet.len() < 12 || packet[0] >> 6 != 2 {
-        return None;
-    }
-    let mut len = 12 + 4 * usize::from(packet[0] & 0x0f);
-    if packet[0] & 0x10 != 0 {
-        let words = packet.get(len + 2..len + 4)?;
-        len += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
-    }
-    (len <= packet.len()).then_some(len)
-}
+use super::rtp::header_len as rtp_header_len;
 
 impl Context {
     /// Derives the RTP session keys of `profile` from a DTLS-SRTP master key and salt.
