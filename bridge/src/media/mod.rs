@@ -4,3 +4,4 @@
 pub mod ice;
 pub mod rtp;
 pub mod srtp;
+pub mod srtp_relay;
