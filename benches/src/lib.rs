@@ -24,6 +24,7 @@ pub mod mmsg;
 pub mod perf;
 pub mod scenario;
 pub mod serve;
+pub mod srtp;
 
 /// Size of every datagram `bench-report` sends: a typical video RTP packet.
 pub const PACKET_LEN: usize = 1200;

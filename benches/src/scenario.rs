@@ -140,6 +140,12 @@ impl Sample {
         self.delta.sleeps as f64 / self.delta.delivered.max(1) as f64
     }
 
+    /// CPU this load generator (sources, sinks, and for SRTP the protecting of every packet)
+    /// used during the window, in cores.
+    pub fn load_generator_cores(&self) -> f64 {
+        self.delta.load_generator_ns as f64 / self.span.as_secs_f64() / 1e9
+    }
+
     /// CPU the rest of the machine used during the window (neither the forwarder nor this
     /// load generator), in cores: 1.0 means another process kept one core busy. A noisy
     /// neighbour inflates and scatters the forwarder's CPU per packet.
@@ -153,8 +159,10 @@ impl Sample {
 /// Runs `scenario` once. With `count_syscalls`, `perf` is attached for the window (which
 /// inflates the CPU time: use such a sample for its syscall count only).
 pub fn measure(scenario: &Scenario, count_syscalls: bool) -> io::Result<Sample> {
-    let sinks = Sinks::spawn(scenario.fanout)?;
-    let sources = Sources::bind(scenario.sources)?;
+    let mut sources = Sources::bind(scenario.sources, scenario.kind.srtp_profile())?;
+    // The SRTP forwarders re-encrypt every copy with the sinks' key, in the same profile, so
+    // copies are as long as what the sources send.
+    let sinks = Sinks::spawn(scenario.fanout, sources.datagram_len())?;
     let routes =
         sources.addrs()?.into_iter().map(|from| Route { from, to: sinks.addrs().to_vec() }).collect();
     let options = ServeOptions {

@@ -1,7 +1,7 @@
 //! The child side of `bench-report`: one forwarder in a process of its own.
 //!
 //! ```text
-//! bench-report --serve kernel|kernel-per-core|relay --route FROM=TO[,TO...]... [--workers N] [--pool-slots N]
+//! bench-report --serve kernel|kernel-per-core|relay|srtp-gcm|srtp-cm --route FROM=TO[,TO...]... [--workers N] [--pool-slots N]
 //!                                                   [--lifetime-secs S]
 //! ```
 //!
@@ -9,6 +9,7 @@
 //! stdin closes (the parent is done with it, or died), SIGTERM arrives (default action), or
 //! `--lifetime-secs` pass, whichever comes first, so it can never outlive a run for long.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -16,10 +17,12 @@ use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use bridge::media::srtp::Profile;
+use bridge::media::srtp_relay::{SrtpRelay, SrtpRoute};
 use bridge::relay::{self, Relay, RelayConfig, Route};
 use engine::{BackendChoice, Engine, EngineConfig, MemoryLock};
 
-use crate::{kernel, mmsg};
+use crate::{kernel, mmsg, srtp};
 
 /// Kernel buffer of the forwarder sockets: the engine's default, given to the baseline too.
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -34,6 +37,27 @@ pub enum Kind {
     KernelPerCore,
     /// The engine in relay mode ([`bridge::relay`]).
     Relay,
+    /// The engine running [`SrtpRelay`] with AEAD_AES_128_GCM: every packet decrypted on
+    /// arrival and re-encrypted per copy, keys from [`srtp`].
+    SrtpGcm,
+    /// The same with AES_CM_128_HMAC_SHA1_80.
+    SrtpCm,
+}
+
+impl Kind {
+    /// The SRTP profile of an SRTP forwarder; `None` for the plain forwarders.
+    pub fn srtp_profile(self) -> Option<Profile> {
+        match self {
+            Self::SrtpGcm => Some(Profile::AeadAes128Gcm),
+            Self::SrtpCm => Some(Profile::Aes128CmHmacSha1_80),
+            Self::Kernel | Self::KernelPerCore | Self::Relay => None,
+        }
+    }
+
+    /// Whether the engine runs it (so that `--pool-slots` and `--batch-wait-us` apply).
+    pub fn is_engine(self) -> bool {
+        matches!(self, Self::Relay | Self::SrtpGcm | Self::SrtpCm)
+    }
 }
 
 impl fmt::Display for Kind {
@@ -43,6 +67,8 @@ impl fmt::Display for Kind {
             Self::Kernel => "kernel",
             Self::KernelPerCore => "kernel-per-core",
             Self::Relay => "relay",
+            Self::SrtpGcm => "srtp-gcm",
+            Self::SrtpCm => "srtp-cm",
         })
     }
 }
@@ -55,7 +81,11 @@ impl FromStr for Kind {
             "kernel" => Ok(Self::Kernel),
             "kernel-per-core" => Ok(Self::KernelPerCore),
             "relay" => Ok(Self::Relay),
-            other => Err(format!("--serve {other}: expected kernel, kernel-per-core or relay")),
+            "srtp-gcm" => Ok(Self::SrtpGcm),
+            "srtp-cm" => Ok(Self::SrtpCm),
+            other => {
+                Err(format!("--serve {other}: expected kernel, kernel-per-core, relay, srtp-gcm or srtp-cm"))
+            }
         }
     }
 }
@@ -96,7 +126,8 @@ impl ServeOptions {
 
     /// Reads what [`to_args`](Self::to_args) wrote (`args` starts after `--serve`).
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let (kind, mut rest) = args.split_first().ok_or("--serve needs kernel, kernel-per-core or relay")?;
+        let (kind, mut rest) =
+            args.split_first().ok_or("--serve needs kernel, kernel-per-core, relay, srtp-gcm or srtp-cm")?;
         let mut options = Self {
             kind: kind.parse()?,
             routes: Vec::new(),
@@ -182,7 +213,7 @@ pub fn run(options: &ServeOptions) -> Result<(), String> {
     match options.kind {
         Kind::Kernel => serve_kernel(options, listen),
         Kind::KernelPerCore => serve_kernel_per_core(options, listen),
-        Kind::Relay => serve_relay(options, listen),
+        Kind::Relay | Kind::SrtpGcm | Kind::SrtpCm => serve_relay(options, listen),
     }
 }
 
@@ -257,8 +288,9 @@ fn serve_relay(options: &ServeOptions, listen: SocketAddr) -> Result<(), String>
     if engine.stop() { Ok(()) } else { Err("engine workers did not stop in time".to_owned()) }
 }
 
-/// The engine as the bridge runs it in relay mode, with memory locking off (a benchmark
-/// needs no protection from swap, and may run without a raised RLIMIT_MEMLOCK).
+/// The engine as the bridge runs it in relay mode (or running [`SrtpRelay`] on the same
+/// routes, for the SRTP kinds), with memory locking off (a benchmark needs no protection from
+/// swap, and may run without a raised RLIMIT_MEMLOCK).
 fn start_relay(options: &ServeOptions, listen: SocketAddr) -> Result<Engine, String> {
     let relay_config = RelayConfig { routes: options.routes.clone(), ..RelayConfig::default() };
     relay_config.validate()?;
@@ -274,7 +306,27 @@ fn start_relay(options: &ServeOptions, listen: SocketAddr) -> Result<Engine, Str
         ..defaults
     };
     let table = relay::table(&relay_config, config.worker_count());
-    Engine::start(&config, |_| Relay::new(table.clone())).map_err(|e| format!("engine: {e}"))
+    let started = match options.kind.srtp_profile() {
+        None => Engine::start(&config, |_| Relay::new(table.clone())),
+        Some(profile) => {
+            // Source i is the i-th route, as in the load generator. Every worker builds its own
+            // contexts (SRTP state is per core); a source's packets all reach one worker.
+            let sources: Vec<SocketAddr> = options.routes.iter().map(|route| route.from).collect();
+            Engine::start(&config, |_| {
+                let routes: HashMap<SocketAddr, SrtpRoute> = sources
+                    .iter()
+                    .enumerate()
+                    .map(|(index, from)| {
+                        let to =
+                            table[from].iter().map(|&dest| (dest, srtp::sink_context(profile))).collect();
+                        (*from, SrtpRoute { inbound: srtp::source_context(profile, index), to })
+                    })
+                    .collect();
+                SrtpRelay::new(routes)
+            })
+        }
+    };
+    started.map_err(|e| format!("engine: {e}"))
 }
 
 fn announce(ready: &Ready) -> Result<(), String> {
@@ -325,7 +377,7 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_their_names() {
-        for kind in [Kind::Kernel, Kind::KernelPerCore, Kind::Relay] {
+        for kind in [Kind::Kernel, Kind::KernelPerCore, Kind::Relay, Kind::SrtpGcm, Kind::SrtpCm] {
             assert_eq!(kind.to_string().parse::<Kind>().unwrap(), kind);
         }
         assert!("kernel-per-socket".parse::<Kind>().is_err());

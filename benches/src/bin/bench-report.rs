@@ -1,9 +1,9 @@
-//! `bench-report`: CPU time per forwarded packet of the engine in relay mode, against two kernel
-//! baselines measured in the same run on the same load.
+//! `bench-report`: CPU time per forwarded packet of the engine in relay mode and with SRTP
+//! re-encryption, against two kernel baselines measured in the same run on the same load.
 //!
 //! ```text
 //! bench-report              5 repetitions of 3 s windows per scenario (about 2 min)
-//! bench-report --quick      3 repetitions of 1 s windows (about 30 s)
+//! bench-report --quick      3 repetitions of 1 s windows (about 45 s)
 //!     [--rate PPS] [--secs S] [--reps N] [--sources N] [--pool-slots N] [--workers N]
 //!     [--batch-wait-us N] [--no-syscalls]
 //! ```
@@ -27,16 +27,23 @@
 //!   2-core box, mostly extra wake-ups), which no change to the engine's per-packet work
 //!   can remove.
 //! - `relay`: the engine in relay mode.
+//! - `srtp-gcm`, `srtp-cm`: the engine, configured as for `relay`, running
+//!   [`bridge::media::srtp_relay::SrtpRelay`] on the same routes: every packet is decrypted on
+//!   arrival and each copy re-encrypted with the sink's key, in AEAD_AES_128_GCM and
+//!   AES_CM_128_HMAC_SHA1_80 respectively. The sources send real SRTP for these (keys and
+//!   streams from [`benches::srtp`]), so their datagrams are 1200 bytes plus the profile's
+//!   overhead (16 or 10 bytes).
 //!
-//! Scenarios: {kernel, kernel-per-core, relay} x {fan-out 1, fan-out 4}. Each run starts the
-//! forwarder in a child process (this binary with the hidden `--serve` subcommand) and reads
-//! the child's CPU time from /proc around the measured window. Runs are interleaved, the three
-//! forwarders taking turns going first, so that a noisy neighbour or a frequency change hits
-//! all alike, and each scenario reports the median of its repetitions.
+//! Scenarios: {kernel, kernel-per-core, relay, srtp-gcm, srtp-cm} x fan-out 1 and {kernel,
+//! kernel-per-core, relay} x fan-out 4. Each run starts the forwarder in a child process (this
+//! binary with the hidden `--serve` subcommand) and reads the child's CPU time from /proc
+//! around the measured window. Runs are interleaved, the forwarders of a fan-out taking turns
+//! going first, so that a noisy neighbour or a frequency change hits all alike, and each
+//! scenario reports the median of its repetitions.
 //!
 //! Output: a table, then one JSON object as the last line of stdout. In it `kernel_*` is the
-//! same-topology baseline and `kernel_1thread_*` the single-threaded one. Progress goes to
-//! stderr.
+//! same-topology baseline and `kernel_1thread_*` the single-threaded one; `gcm_*` and `cm_*`
+//! are the SRTP forwarders at fan-out 1. Progress goes to stderr.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -56,8 +63,12 @@ const USAGE: &str = "usage: bench-report [--quick] [--rate PPS] [--secs S] [--re
                      [--pool-slots N] [--workers N] [--batch-wait-us N] [--no-syscalls]";
 
 const FANOUTS: [usize; 2] = [1, 4];
-/// Forwarders in report order; repetition r starts with the one at index r mod 3.
+/// Forwarders measured at every fan-out, in report order.
 const KINDS: [Kind; 3] = [Kind::Kernel, Kind::KernelPerCore, Kind::Relay];
+/// All forwarders, in report order: the SRTP ones run at [`SRTP_FANOUT`] only, which keeps
+/// `--quick` short.
+const ALL_KINDS: [Kind; 5] = [Kind::Kernel, Kind::KernelPerCore, Kind::Relay, Kind::SrtpGcm, Kind::SrtpCm];
+const SRTP_FANOUT: usize = 1;
 /// Source sockets. The kernel picks a worker socket per source by a hash of its address, so
 /// with few sources one worker often gets most of them (with 4, all land on one worker in one
 /// run out of eight); 16 spread the load evenly enough that neither worker saturates.
@@ -200,9 +211,14 @@ fn report(settings: &Settings) -> io::Result<()> {
     Ok(())
 }
 
+/// The forwarders measured at `fanout`, in report order.
+fn kinds(fanout: usize) -> &'static [Kind] {
+    if fanout == SRTP_FANOUT { &ALL_KINDS } else { &KINDS }
+}
+
 /// Every (forwarder, fan-out) pair, in report order.
 fn scenarios() -> impl Iterator<Item = (Kind, usize)> {
-    FANOUTS.into_iter().flat_map(|fanout| KINDS.map(|kind| (kind, fanout)))
+    FANOUTS.into_iter().flat_map(|fanout| kinds(fanout).iter().map(move |&kind| (kind, fanout)))
 }
 
 fn scenario(settings: &Settings, kind: Kind, fanout: usize, workers: usize, window: Duration) -> Scenario {
@@ -219,15 +235,16 @@ fn scenario(settings: &Settings, kind: Kind, fanout: usize, workers: usize, wind
     }
 }
 
-/// All measured runs: for each repetition and fan-out, one run of each forwarder, the three
-/// taking turns going first.
+/// All measured runs: for each repetition and fan-out, one run of each forwarder, taking turns
+/// going first.
 fn run_interleaved(settings: &Settings, workers: usize) -> io::Result<Vec<(Kind, Sample)>> {
-    let total = settings.reps * FANOUTS.len() * KINDS.len();
+    let total = settings.reps * scenarios().count();
     let mut samples = Vec::with_capacity(total);
     for rep in 0..settings.reps {
         for fanout in FANOUTS {
-            let mut order = KINDS;
-            order.rotate_left(rep % KINDS.len());
+            let kinds = kinds(fanout);
+            let mut order = kinds.to_vec();
+            order.rotate_left(rep % kinds.len());
             for kind in order {
                 let sample =
                     scenario::measure(&scenario(settings, kind, fanout, workers, settings.window), false)
@@ -247,13 +264,14 @@ fn run_interleaved(settings: &Settings, workers: usize) -> io::Result<Vec<(Kind,
 fn progress(sample: &Sample) -> String {
     format!(
         "{:7.1} ns/pkt, {:.3} wake-ups/pkt, loss {:.3}% (full-socket drops: {} at the forwarder, {} at the \
-         sinks), {:.0} pkt/s in, other processes {:.2} cores",
+         sinks), {:.0} pkt/s in, load generator {:.2} cores, other processes {:.2} cores",
         sample.ns_per_pkt(),
         sample.sleeps_per_pkt(),
         sample.loss() * 100.0,
         sample.delta.forwarder_drops,
         sample.delta.sink_drops,
         sample.offered_pps(),
+        sample.load_generator_cores(),
         sample.foreign_cores(),
     )
 }
@@ -290,6 +308,8 @@ struct Summary {
     sleeps_per_pkt: f64,
     /// Median CPU other processes used during the windows, in cores.
     foreign_cores: f64,
+    /// Median CPU of this load generator (sources and sinks) during the windows, in cores.
+    load_generator_cores: f64,
     backend: String,
     workers: usize,
     syscalls_per_pkt: Option<f64>,
@@ -313,6 +333,7 @@ impl Summary {
             delivered_pps: median_of(Sample::delivered_pps),
             sleeps_per_pkt: median_of(Sample::sleeps_per_pkt),
             foreign_cores: median_of(Sample::foreign_cores),
+            load_generator_cores: median_of(Sample::load_generator_cores),
             backend: first.backend.clone(),
             workers: first.workers,
             syscalls_per_pkt: syscalls.copied(),
@@ -376,10 +397,16 @@ fn print_table(settings: &Settings, summaries: &[Summary]) {
         per_core.workers
     );
     println!("relay = engine, {} workers, {}", relay.workers, relay.backend);
-    println!("ns/pkt = forwarder CPU time / copies delivered to the sinks (median, min, max over runs)");
-    println!("other = CPU cores used by other processes during the window (noise)\n");
     println!(
-        "{:<15} {:>6} {:>9} {:>9} {:>9} {:>10} {:>10} {:>11} {:>12} {:>6}",
+        "srtp-gcm, srtp-cm = the same engine running SrtpRelay: decrypt each packet, re-encrypt each copy \
+         (AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80; real SRTP in, {PACKET_LEN} bytes + overhead; fan-out \
+         {SRTP_FANOUT} only)"
+    );
+    println!("ns/pkt = forwarder CPU time / copies delivered to the sinks (median, min, max over runs)");
+    println!("other = CPU cores used by other processes during the window (noise); loadgen = this process's");
+    println!();
+    println!(
+        "{:<15} {:>6} {:>9} {:>9} {:>9} {:>10} {:>10} {:>11} {:>12} {:>6} {:>7}",
         "forwarder",
         "fanout",
         "ns/pkt",
@@ -389,12 +416,13 @@ fn print_table(settings: &Settings, summaries: &[Summary]) {
         "worst loss",
         "wakeups/pkt",
         "syscalls/pkt",
-        "other"
+        "other",
+        "loadgen"
     );
     for s in summaries {
         let syscalls = s.syscalls_per_pkt.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"));
         println!(
-            "{:<15} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>10.0} {:>9.3}% {:>11.3} {:>12} {:>6.2}",
+            "{:<15} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>10.0} {:>9.3}% {:>11.3} {:>12} {:>6.2} {:>7.2}",
             s.kind.to_string(),
             s.fanout,
             s.median(),
@@ -405,6 +433,7 @@ fn print_table(settings: &Settings, summaries: &[Summary]) {
             s.sleeps_per_pkt,
             syscalls,
             s.foreign_cores,
+            s.load_generator_cores,
         );
     }
     let ratios = |kind, baseline| {
@@ -425,6 +454,18 @@ fn print_table(settings: &Settings, summaries: &[Summary]) {
         "kernel-per-core / kernel (1 thread), the layout's own cost: {}",
         ratios(Kind::KernelPerCore, Kind::Kernel)
     );
+    let relay_ns = find(summaries, Kind::Relay, SRTP_FANOUT).median();
+    for kind in [Kind::SrtpGcm, Kind::SrtpCm] {
+        let ns = find(summaries, kind, SRTP_FANOUT).median();
+        println!(
+            "{kind} fan-out {SRTP_FANOUT}: {ns:.1} ns/pkt = {:.3}x kernel-per-core, {:.3}x kernel (1 thread), \
+             {:.3}x relay ({:+.1} ns/pkt for decrypt + re-encrypt)",
+            ratio(summaries, kind, Kind::KernelPerCore, SRTP_FANOUT),
+            ratio(summaries, kind, Kind::Kernel, SRTP_FANOUT),
+            ratio(summaries, kind, Kind::Relay, SRTP_FANOUT),
+            ns - relay_ns,
+        );
+    }
     for s in summaries.iter().filter(|s| s.worst_loss > 0.0) {
         println!(
             "loss, {} fan-out {}: the kernel dropped {} datagrams at the forwarder's full socket and {} at \
@@ -442,7 +483,8 @@ fn round(value: f64, decimals: i32) -> f64 {
 
 fn report_json(settings: &Settings, summaries: &[Summary]) -> serde_json::Value {
     let ns = |kind, fanout| round(find(summaries, kind, fanout).median(), 1);
-    let ratio = |baseline, fanout| round(ratio(summaries, Kind::Relay, baseline, fanout), 3);
+    let ratio_of = |kind, baseline, fanout| round(ratio(summaries, kind, baseline, fanout), 3);
+    let ratio = |baseline, fanout| ratio_of(Kind::Relay, baseline, fanout);
     let syscalls = |kind, fanout| find(summaries, kind, fanout).syscalls_per_pkt.map(|v| round(v, 3));
     let worst_loss = summaries.iter().map(|s| s.worst_loss).fold(0.0, f64::max);
     let scenarios: Vec<_> = summaries
@@ -460,6 +502,7 @@ fn report_json(settings: &Settings, summaries: &[Summary]) -> serde_json::Value 
                 "delivered_pps": round(s.delivered_pps, 0),
                 "wakeups_per_pkt": round(s.sleeps_per_pkt, 4),
                 "other_processes_cores": round(s.foreign_cores, 2),
+                "load_generator_cores": round(s.load_generator_cores, 2),
             })
         })
         .collect();
@@ -475,6 +518,14 @@ fn report_json(settings: &Settings, summaries: &[Summary]) -> serde_json::Value 
         "relay_over_kernel_fanout4": ratio(Kind::KernelPerCore, 4),
         "relay_over_kernel_1thread": ratio(Kind::Kernel, 1),
         "relay_over_kernel_1thread_fanout4": ratio(Kind::Kernel, 4),
+        "gcm_ns_per_pkt": ns(Kind::SrtpGcm, SRTP_FANOUT),
+        "cm_ns_per_pkt": ns(Kind::SrtpCm, SRTP_FANOUT),
+        "gcm_over_kernel": ratio_of(Kind::SrtpGcm, Kind::KernelPerCore, SRTP_FANOUT),
+        "cm_over_kernel": ratio_of(Kind::SrtpCm, Kind::KernelPerCore, SRTP_FANOUT),
+        "gcm_over_kernel_1thread": ratio_of(Kind::SrtpGcm, Kind::Kernel, SRTP_FANOUT),
+        "cm_over_kernel_1thread": ratio_of(Kind::SrtpCm, Kind::Kernel, SRTP_FANOUT),
+        "gcm_over_relay": ratio_of(Kind::SrtpGcm, Kind::Relay, SRTP_FANOUT),
+        "cm_over_relay": ratio_of(Kind::SrtpCm, Kind::Relay, SRTP_FANOUT),
         "loss": round(worst_loss, 6),
         "kernel_syscalls_per_pkt": syscalls(Kind::KernelPerCore, 1),
         "relay_syscalls_per_pkt": syscalls(Kind::Relay, 1),
@@ -482,6 +533,8 @@ fn report_json(settings: &Settings, summaries: &[Summary]) -> serde_json::Value 
         "relay_fanout4_syscalls_per_pkt": syscalls(Kind::Relay, 4),
         "kernel_1thread_syscalls_per_pkt": syscalls(Kind::Kernel, 1),
         "kernel_1thread_fanout4_syscalls_per_pkt": syscalls(Kind::Kernel, 4),
+        "gcm_syscalls_per_pkt": syscalls(Kind::SrtpGcm, SRTP_FANOUT),
+        "cm_syscalls_per_pkt": syscalls(Kind::SrtpCm, SRTP_FANOUT),
         "backend": relay_backend(summaries),
         "workers": find(summaries, Kind::Relay, 1).workers,
         "relay_pool_slots_per_worker": settings.pool_slots.unwrap_or(EngineConfig::default().pool_slots_per_worker),
