@@ -3,12 +3,16 @@
 //! A worker with nothing to do sleeps in the kernel (io_uring wait or poll) on its eventfd as
 //! well as its socket. Before sleeping it raises `sleeping` and re-checks its inbound queues;
 //! a producer, after pushing, checks `sleeping` and writes the eventfd only if it is raised.
-//! Both sides use SeqCst so that at least one of them sees the other's write (the classic
-//! store-then-load handshake), and a busy worker costs its peers no syscall at all.
+//! This is the store-then-load handshake (Dekker): each side stores, then loads what the other
+//! stores. Each side needs a SeqCst *fence* between its store and its load: a SeqCst load
+//! alone does not stop the earlier Release store of the queue index from being reordered after
+//! it (x86 reorders a store with a later load), and then both sides can miss each other and
+//! the worker sleeps on a full queue. With the fences at least one side sees the other's
+//! write. A busy worker costs its peers no syscall at all.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 #[derive(Debug)]
 pub struct Waker {
@@ -32,9 +36,10 @@ impl Waker {
         self.eventfd.as_raw_fd()
     }
 
-    /// Called by the owner before it blocks.
+    /// Called by the owner before it re-checks its queues and blocks.
     pub fn prepare_sleep(&self) {
-        self.sleeping.store(true, Ordering::SeqCst);
+        self.sleeping.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
     }
 
     /// Called by the owner when it runs again.
@@ -44,7 +49,8 @@ impl Waker {
 
     /// Called by a producer after pushing work for the owner. Returns whether it woke it.
     pub fn wake_if_sleeping(&self) -> bool {
-        let woke = self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let woke = self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel);
         if woke {
             self.wake();
         }
