@@ -158,16 +158,22 @@ impl Streams {
         Self { entries: [(0, ReplayWindow::default()); MAX_STREAMS], count: 0 }
     }
 
-    fn get(&mut self, ssrc: u32) -> Result<&mut ReplayWindow, SrtpError> {
-        let at = match self.entries[..self.count].iter().position(|(s, _)| *s == ssrc) {
-            Some(at) => at,
+    /// Where `ssrc`'s window is, adding it if new. Unprotect looks it up once and uses the
+    /// position both to check before authenticating and to record after.
+    fn position(&mut self, ssrc: u32) -> Result<usize, SrtpError> {
+        match self.entries[..self.count].iter().position(|(s, _)| *s == ssrc) {
+            Some(at) => Ok(at),
             None if self.count < MAX_STREAMS => {
                 self.entries[self.count] = (ssrc, ReplayWindow::default());
                 self.count += 1;
-                self.count - 1
+                Ok(self.count - 1)
             }
-            None => return Err(SrtpError::TooManyStreams),
-        };
+            None => Err(SrtpError::TooManyStreams),
+        }
+    }
+
+    fn get(&mut self, ssrc: u32) -> Result<&mut ReplayWindow, SrtpError> {
+        let at = self.position(ssrc)?;
         Ok(&mut self.entries[at].1)
     }
 }
@@ -200,10 +206,6 @@ impl Context {
 
     pub fn profile(&self) -> Profile {
         self.profile
-    }
-
-    fn stream(&mut self, ssrc: u32) -> Result<&mut ReplayWindow, SrtpError> {
-        self.streams.get(ssrc)
     }
 
     /// Bytes `protect_rtcp` adds to a compound RTCP packet.
@@ -266,7 +268,8 @@ impl Context {
             return Err(SrtpError::AuthenticationFailed);
         }
         let index = u64::from(word & 0x7fff_ffff);
-        self.rtcp_streams.get(ssrc)?.check(index)?;
+        let at = self.rtcp_streams.position(ssrc)?;
+        self.rtcp_streams.entries[at].1.check(index)?;
         let plain = match &self.rtcp {
             Transform::Gcm(t) => {
                 let aad = srtcp_aad(&buf[..RTCP_HEADER_LEN], trailer);
@@ -282,7 +285,7 @@ impl Context {
                 trailer_at
             }
         };
-        self.rtcp_streams.get(ssrc)?.accept(index);
+        self.rtcp_streams.entries[at].1.accept(index);
         Ok(plain)
     }
 
@@ -291,7 +294,7 @@ impl Context {
     pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
         let header = rtp_header_len(&buf[..len]).ok_or(SrtpError::NotRtp)?;
         let (seq, ssrc) = rtp_ids(buf);
-        let stream = self.stream(ssrc)?;
+        let stream = self.streams.get(ssrc)?;
         let index = stream.estimate(seq);
         stream.accept(index);
         match &self.rtp {
@@ -305,17 +308,14 @@ impl Context {
         let len = buf.len();
         let header = rtp_header_len(buf).ok_or(SrtpError::NotRtp)?;
         let (seq, ssrc) = rtp_ids(buf);
-        let index = {
-            let stream = self.stream(ssrc)?;
-            let index = stream.estimate(seq);
-            stream.check(index)?;
-            index
-        };
+        let at = self.streams.position(ssrc)?;
+        let index = self.streams.entries[at].1.estimate(seq);
+        self.streams.entries[at].1.check(index)?;
         let plain = match &self.rtp {
             Transform::Gcm(t) => t.open(buf, header, len, ssrc, index)?,
             Transform::Cm(t) => t.open(buf, header, len, ssrc, index)?,
         };
-        self.stream(ssrc)?.accept(index);
+        self.streams.entries[at].1.accept(index);
         Ok(plain)
     }
 }
