@@ -346,7 +346,8 @@ impl<H: Handler> Worker<H> {
     fn send_turn(&mut self) -> io::Result<()> {
         let core = &mut self.core;
         send::send_pending(core, &mut self.tx_batch, self.fd.0, self.family, &mut self.blocked);
-        while let Some(transmit) = self.blocked.pop() {
+        // In order: these packets already wait behind a full socket buffer; keep them in sequence.
+        for transmit in self.blocked.drain(..) {
             let Some(index) = self.queued.free.pop() else {
                 core.counters.drop(DropReason::SendQueueFull);
                 core.release(&transmit);
