@@ -23,9 +23,9 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for profile in [Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80] {
         let salt = vec![3u8; profile.master_salt_len()];
-        let mut sender = Context::new(profile, &[1; 16], &salt);
-        let mut receiver = Context::new(profile, &[1; 16], &salt);
-        let mut onward = Context::new(profile, &[2; 16], &salt);
+        let mut sender = Context::new(profile, &[1; 16], &salt).unwrap();
+        let mut receiver = Context::new(profile, &[1; 16], &salt).unwrap();
+        let mut onward = Context::new(profile, &[2; 16], &salt).unwrap();
         let name = format!("{profile:?}");
         group.bench_function(BenchmarkId::new("protect", &name), |b| {
             let mut seq = 0u16;
@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
         // Criterion calls this closure once per phase; the receiver's replay window lives on,
         // so the sequence numbers must keep rising across calls.
         let mut seq = 0u16;
-        let mut sealer = Context::new(profile, &[1; 16], &salt);
+        let mut sealer = Context::new(profile, &[1; 16], &salt).unwrap();
         group.bench_function(BenchmarkId::new("unprotect_then_protect", &name), |b| {
             b.iter(|| {
                 seq = seq.wrapping_add(1);

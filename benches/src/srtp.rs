@@ -32,12 +32,12 @@ pub fn ssrc(index: usize) -> u32 {
 
 /// The context that encrypts what source `index` sends, and that decrypts it at the forwarder.
 pub fn source_context(profile: Profile, index: usize) -> Context {
-    Context::new(profile, &source_key(index), &salt(profile))
+    Context::new(profile, &source_key(index), &salt(profile)).expect("the forwarders use 128-bit profiles")
 }
 
 /// The context that encrypts a copy for a sink.
 pub fn sink_context(profile: Profile) -> Context {
-    Context::new(profile, &SINK_KEY, &salt(profile))
+    Context::new(profile, &SINK_KEY, &salt(profile)).expect("the forwarders use 128-bit profiles")
 }
 
 /// The sending side of one source: its context and RTP stream state.

@@ -1,12 +1,13 @@
 //! The bridge's configuration file (TOML). Every table rejects unknown keys, so a typo is an
 //! error that names the key rather than a setting silently ignored.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use engine::EngineConfig;
 use serde::Deserialize;
 
+use crate::control::ControlConfig;
 use crate::relay::RelayConfig;
 
 /// The embedded defaults, used when no file is given.
@@ -18,6 +19,27 @@ pub struct BridgeConfig {
     pub engine: EngineConfig,
     pub metrics: MetricsConfig,
     pub relay: RelayConfig,
+    pub control: ControlConfig,
+    pub media: MediaConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Addresses participants reach the media port on, announced as ICE host candidates. Empty:
+    /// the address of `engine.listen` when it names one.
+    pub announce: Vec<IpAddr>,
+}
+
+impl MediaConfig {
+    /// The addresses to announce, given where the engine listens.
+    pub fn announced(&self, listen: SocketAddr) -> Vec<IpAddr> {
+        if self.announce.is_empty() && !listen.ip().is_unspecified() {
+            vec![listen.ip()]
+        } else {
+            self.announce.clone()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -54,6 +76,10 @@ impl BridgeConfig {
             return Err("metrics.interval_ms: must be at least 1".into());
         }
         config.relay.validate()?;
+        config.control.validate()?;
+        if config.media.announce.iter().any(|ip| ip.is_unspecified() || ip.is_multicast()) {
+            return Err("media.announce: addresses must be unicast and specific".into());
+        }
         Ok(config)
     }
 

@@ -1,8 +1,10 @@
-//! The media bridge. For now it runs the packet engine in relay mode (static forwarding, no
-//! crypto); the WebRTC media layer (`media/`) and the control API (`control/`) plug into the
-//! same engine next.
+//! The media bridge (SFU): the WebRTC media layer (`media/`, sans-IO), the SFU that runs it on
+//! the packet engine (`sfu/`), the control API (`control/`), and relay mode (static forwarding
+//! without crypto, the benchmark baseline).
 
 pub mod config;
+pub mod control;
 pub mod media;
 pub mod relay;
 pub mod run;
+pub mod sfu;

@@ -7,7 +7,10 @@ use std::time::Duration;
 use engine::{Engine, MetricsPump};
 
 use crate::config::BridgeConfig;
+use crate::control::{self, MediaFacts};
+use crate::media::dtls::Certificate;
 use crate::relay::{self, Relay};
+use crate::sfu::{MediaWorker, Registry};
 
 /// Turns core dumps off: a dump would write packet memory and keys to disk (privacy invariant 5).
 pub fn disable_core_dumps() {
@@ -30,21 +33,14 @@ pub fn run(config: BridgeConfig) -> i32 {
             return 1;
         }
     }
-    let workers = config.engine.worker_count();
-    let table = relay::table(&config.relay, workers);
-    let engine = match Engine::start(&config.engine, |_| Relay::new(table.clone())) {
+    let engine = if config.relay.routes.is_empty() { start_sfu(&config) } else { start_relay(&config) };
+    let engine = match engine {
         Ok(engine) => engine,
         Err(e) => {
             tracing::error!("{e}");
             return 1;
         }
     };
-    tracing::info!(
-        "bridge relaying on {} with {} workers, {} routes",
-        engine.local_addr(),
-        engine.workers(),
-        config.relay.routes.len()
-    );
 
     let _pump = match start_metrics(&config, &engine) {
         Ok(pump) => pump,
@@ -63,6 +59,54 @@ pub fn run(config: BridgeConfig) -> i32 {
     let clean = engine.stop();
     tracing::info!("stopped");
     if failed || !clean { 1 } else { 0 }
+}
+
+/// Relay mode: the static forwarding table, no crypto (the benchmark baseline).
+fn start_relay(config: &BridgeConfig) -> Result<Engine, String> {
+    let table = relay::table(&config.relay, config.engine.worker_count());
+    let engine = Engine::start(&config.engine, |_| Relay::new(table.clone())).map_err(|e| e.to_string())?;
+    tracing::info!(
+        "bridge relaying on {} with {} workers, {} routes",
+        engine.local_addr(),
+        engine.workers(),
+        config.relay.routes.len()
+    );
+    Ok(engine)
+}
+
+/// SFU mode: the media workers and the control API.
+fn start_sfu(config: &BridgeConfig) -> Result<Engine, String> {
+    let secret = config.control.resolve_secret()?;
+    let certificate = Certificate::generate().map_err(|e| format!("DTLS certificate: {e}"))?;
+    let workers = config.engine.worker_count();
+    let registry = Arc::new(Registry::new(certificate, config.control.limits(), workers));
+    let engine = Engine::start(&config.engine, |worker| MediaWorker::new(registry.clone(), worker))
+        .map_err(|e| e.to_string())?;
+    let listen = engine.local_addr();
+    let announce = config.media.announced(listen);
+    if announce.is_empty() {
+        tracing::warn!(
+            "media.announce is empty and engine.listen is {listen}: endpoints get no ICE candidates"
+        );
+    }
+    tracing::info!("bridge media on {listen} with {} workers, announced as {announce:?}", engine.workers());
+    let Some(secret) = secret else {
+        tracing::warn!("control API off: set control.secret, control.secret_file or BRIDGE_CONTROL_SECRET");
+        return Ok(engine);
+    };
+    let facts = MediaFacts {
+        announce,
+        port: listen.port(),
+        workers: engine.workers(),
+        backend: match engine.backend() {
+            engine::Backend::IoUring => "io_uring",
+            engine::Backend::Mmsg => "mmsg",
+        },
+    };
+    let interval = Duration::from_millis(config.metrics.interval_ms);
+    let server = control::start(&config.control, secret, registry, facts, interval)?;
+    tracing::info!("control API on http://{}/v1/", server.local_addr);
+    Ok(engine)
 }
 
 fn start_metrics(config: &BridgeConfig, engine: &Engine) -> Result<Option<MetricsPump>, String> {

@@ -17,10 +17,10 @@ const RECEIVERS: usize = 4;
 fn forwarding_crypto_allocates_nothing() {
     for profile in [Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80, Profile::Aes128CmHmacSha1_32] {
         let salt = vec![5u8; profile.master_salt_len()];
-        let mut sender = Context::new(profile, &[1; 16], &salt);
-        let mut from_sender = Context::new(profile, &[1; 16], &salt);
+        let mut sender = Context::new(profile, &[1; 16], &salt).unwrap();
+        let mut from_sender = Context::new(profile, &[1; 16], &salt).unwrap();
         let mut to_receivers: Vec<Context> =
-            (0..RECEIVERS).map(|i| Context::new(profile, &[10 + i as u8; 16], &salt)).collect();
+            (0..RECEIVERS).map(|i| Context::new(profile, &[10 + i as u8; 16], &salt).unwrap()).collect();
         let mut packet = [0u8; 1300];
         let mut copy = [0u8; 1300];
         packet[0] = 0x80;

@@ -86,10 +86,10 @@ fn every_receiver_decrypts_every_packet_and_nothing_allocates() {
                 .enumerate()
                 .map(|(i, &addr)| {
                     let dest = Destination { addr, via: Via::Worker(WorkerId((i % 2) as u16)) };
-                    (dest, Context::new(profile, &receiver_key(i), &salt))
+                    (dest, Context::new(profile, &receiver_key(i), &salt).unwrap())
                 })
                 .collect();
-            let route = SrtpRoute { inbound: Context::new(profile, &SENDER_KEY, &salt), to };
+            let route = SrtpRoute { inbound: Context::new(profile, &SENDER_KEY, &salt).unwrap(), to };
             SrtpRelay::new(HashMap::from([(sender_addr, route)]))
         };
         let config = EngineConfig {
@@ -104,11 +104,11 @@ fn every_receiver_decrypts_every_packet_and_nothing_allocates() {
         let to = engine.local_addr();
         let mut peers = Peers {
             sender,
-            sender_context: Context::new(profile, &SENDER_KEY, &salt),
+            sender_context: Context::new(profile, &SENDER_KEY, &salt).unwrap(),
             sinks: sinks
                 .into_iter()
                 .enumerate()
-                .map(|(i, s)| (s, Context::new(profile, &receiver_key(i), &salt)))
+                .map(|(i, s)| (s, Context::new(profile, &receiver_key(i), &salt).unwrap()))
                 .collect(),
         };
 
@@ -120,7 +120,7 @@ fn every_receiver_decrypts_every_packet_and_nothing_allocates() {
         // A forged packet (right header, wrong key) is dropped and counted, never forwarded.
         let mut forged = [0u8; 2048];
         let len = rtp(5000, &mut forged);
-        let len = Context::new(profile, &[99; 16], &salt).protect_rtp(&mut forged, len).unwrap();
+        let len = Context::new(profile, &[99; 16], &salt).unwrap().protect_rtp(&mut forged, len).unwrap();
         peers.sender.send_to(&forged[..len], to).unwrap();
         std::thread::sleep(Duration::from_millis(100));
         let counters = engine.counter_handles();

@@ -160,3 +160,6 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
+
+pub mod peer;
+pub mod sfu;

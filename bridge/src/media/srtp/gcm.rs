@@ -1,11 +1,12 @@
-//! AEAD_AES_128_GCM for SRTP (RFC 7714 §8): the RTP header is the associated data, the
-//! payload is encrypted in place and a 16-byte tag follows it.
+//! AEAD_AES_128_GCM and AEAD_AES_256_GCM for SRTP (RFC 7714 §8): the RTP header is the
+//! associated data, the payload is encrypted in place and a 16-byte tag follows it. The two
+//! differ only in the session key's length.
 //!
 //! ```text
 //! IV = (00 00 || SSRC || ROC || SEQ) XOR salt        (12 bytes, RFC 7714 §8.1)
 //! ```
 
-use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
 use super::SrtpError;
@@ -28,8 +29,11 @@ impl std::fmt::Debug for Gcm {
 }
 
 impl Gcm {
-    pub fn new(session_key: &[u8; 16], session_salt: &[u8; SALT_LEN]) -> Self {
-        let key = UnboundKey::new(&AES_128_GCM, session_key).expect("AES-128 takes a 16-byte key");
+    /// A 16-byte session key selects AES-128-GCM, a 32-byte one AES-256-GCM.
+    pub fn new(session_key: &[u8], session_salt: &[u8; SALT_LEN]) -> Self {
+        let algorithm = if session_key.len() == 32 { &AES_256_GCM } else { &AES_128_GCM };
+        let key = UnboundKey::new(algorithm, session_key)
+            .expect("the profile's master_key_len is 16 or 32 bytes, what AES-128 or AES-256 takes");
         Self { key: LessSafeKey::new(key), salt: Zeroizing::new(*session_salt) }
     }
 

@@ -6,8 +6,8 @@
 //! place and returns the plaintext length. Errors are a small `Copy` enum, to be counted as
 //! drops by reason.
 //!
-//! Profiles: AEAD_AES_128_GCM (preferred: cheaper, DESIGN.md), AES_CM_128_HMAC_SHA1_80 and
-//! _32. SRTCP (RFC 3711 §3.4, RFC 7714 §9) always encrypts (E flag set) and, for both AES-CM
+//! Profiles: AEAD_AES_128_GCM (preferred: cheaper, DESIGN.md), AEAD_AES_256_GCM (RFC 7714:
+//! a 32-byte master key and the AES-256 key derivation), AES_CM_128_HMAC_SHA1_80 and _32. SRTCP (RFC 3711 §3.4, RFC 7714 §9) always encrypts (E flag set) and, for both AES-CM
 //! profiles, carries an 80-bit tag (RFC 5764 §4.1.2).
 //!
 //! ```text
@@ -30,28 +30,59 @@ use replay::{ReplayError, ReplayWindow};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Profile {
     AeadAes128Gcm,
+    AeadAes256Gcm,
     Aes128CmHmacSha1_80,
     Aes128CmHmacSha1_32,
 }
 
 impl Profile {
+    /// Master key length the key exporter must provide; the session keys are as long.
+    pub fn master_key_len(self) -> usize {
+        match self {
+            Self::AeadAes256Gcm => 32,
+            Self::AeadAes128Gcm | Self::Aes128CmHmacSha1_80 | Self::Aes128CmHmacSha1_32 => 16,
+        }
+    }
+
     /// Master salt length the key exporter must provide.
     pub fn master_salt_len(self) -> usize {
-        match self {
-            Self::AeadAes128Gcm => gcm::SALT_LEN,
-            _ => cm::SALT_LEN,
-        }
+        if self.is_aead() { gcm::SALT_LEN } else { cm::SALT_LEN }
     }
 
     /// Bytes `protect_rtp` adds to a packet.
     pub fn overhead(self) -> usize {
         match self {
-            Self::AeadAes128Gcm => gcm::TAG_LEN,
+            Self::AeadAes128Gcm | Self::AeadAes256Gcm => gcm::TAG_LEN,
             Self::Aes128CmHmacSha1_80 => 10,
             Self::Aes128CmHmacSha1_32 => 4,
         }
     }
+
+    /// Whether the profile is one of RFC 7714's AES-GCM ones (tag instead of HMAC).
+    pub fn is_aead(self) -> bool {
+        matches!(self, Self::AeadAes128Gcm | Self::AeadAes256Gcm)
+    }
 }
+
+/// Why a [`Context`] could not be made: key material that does not fit the profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyError {
+    /// The master key is not [`Profile::master_key_len`] bytes.
+    MasterKeyLength,
+    /// The master salt is not [`Profile::master_salt_len`] bytes.
+    MasterSaltLength,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::MasterKeyLength => "SRTP master key length does not fit the profile",
+            Self::MasterSaltLength => "SRTP master salt length does not fit the profile",
+        })
+    }
+}
+
+impl std::error::Error for KeyError {}
 
 /// Why a packet was not protected or unprotected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -114,24 +145,35 @@ const SRTCP_TRAILER_LEN: usize = 4;
 const RTCP_HEADER_LEN: usize = 8;
 
 impl Transform {
-    fn derive(profile: Profile, master_key: &[u8; 16], master_salt: &[u8], labels: [Label; 3]) -> Self {
+    /// The session keys of one label set. `master_key` has the profile's length (checked by
+    /// `Context::new`; the key derivation refuses any other).
+    fn derive(
+        profile: Profile,
+        master_key: &[u8],
+        master_salt: &[u8],
+        labels: [Label; 3],
+    ) -> Result<Self, KeyError> {
         let [encryption, authentication, salt_label] = labels;
-        let mut key = Zeroizing::new([0u8; 16]);
-        kdf::derive(master_key, master_salt, encryption, &mut key[..]);
         match profile {
-            Profile::AeadAes128Gcm => {
+            Profile::AeadAes128Gcm | Profile::AeadAes256Gcm => {
+                // The session key is as long as the master key (RFC 7714 §12).
+                let mut key = Zeroizing::new([0u8; 32]);
+                let key = &mut key[..profile.master_key_len()];
                 let mut salt = Zeroizing::new([0u8; gcm::SALT_LEN]);
-                kdf::derive(master_key, master_salt, salt_label, &mut salt[..]);
-                Transform::Gcm(gcm::Gcm::new(&key, &salt))
+                kdf::derive(master_key, master_salt, encryption, key)?;
+                kdf::derive(master_key, master_salt, salt_label, &mut salt[..])?;
+                Ok(Transform::Gcm(gcm::Gcm::new(key, &salt)))
             }
             Profile::Aes128CmHmacSha1_80 | Profile::Aes128CmHmacSha1_32 => {
+                let mut key = Zeroizing::new([0u8; 16]);
                 let mut salt = Zeroizing::new([0u8; cm::SALT_LEN]);
                 let mut auth = Zeroizing::new([0u8; cm::AUTH_KEY_LEN]);
-                kdf::derive(master_key, master_salt, salt_label, &mut salt[..]);
-                kdf::derive(master_key, master_salt, authentication, &mut auth[..]);
+                kdf::derive(master_key, master_salt, encryption, &mut key[..])?;
+                kdf::derive(master_key, master_salt, salt_label, &mut salt[..])?;
+                kdf::derive(master_key, master_salt, authentication, &mut auth[..])?;
                 let tag_len =
                     if encryption == Label::RtcpEncryption { SRTCP_CM_TAG_LEN } else { profile.overhead() };
-                Transform::Cm(cm::Cm::new(&key, &salt, &auth, tag_len))
+                Ok(Transform::Cm(cm::Cm::new(&key, &salt, &auth, tag_len)))
             }
         }
     }
@@ -190,18 +232,24 @@ impl fmt::Debug for Context {
 use super::rtp::header_len as rtp_header_len;
 
 impl Context {
-    /// Derives the RTP session keys of `profile` from a DTLS-SRTP master key and salt.
-    pub fn new(profile: Profile, master_key: &[u8; 16], master_salt: &[u8]) -> Self {
-        assert_eq!(master_salt.len(), profile.master_salt_len(), "master salt length fits the profile");
+    /// Derives the SRTP and SRTCP session keys of `profile` from a DTLS-SRTP master key and
+    /// salt, which must be [`Profile::master_key_len`] and [`Profile::master_salt_len`] long.
+    pub fn new(profile: Profile, master_key: &[u8], master_salt: &[u8]) -> Result<Self, KeyError> {
+        if master_key.len() != profile.master_key_len() {
+            return Err(KeyError::MasterKeyLength);
+        }
+        if master_salt.len() != profile.master_salt_len() {
+            return Err(KeyError::MasterSaltLength);
+        }
         let rtp_labels = [Label::RtpEncryption, Label::RtpAuthentication, Label::RtpSalt];
         let rtcp_labels = [Label::RtcpEncryption, Label::RtcpAuthentication, Label::RtcpSalt];
-        Self {
+        Ok(Self {
             profile,
-            rtp: Transform::derive(profile, master_key, master_salt, rtp_labels),
-            rtcp: Transform::derive(profile, master_key, master_salt, rtcp_labels),
+            rtp: Transform::derive(profile, master_key, master_salt, rtp_labels)?,
+            rtcp: Transform::derive(profile, master_key, master_salt, rtcp_labels)?,
             streams: Streams::new(),
             rtcp_streams: Streams::new(),
-        }
+        })
     }
 
     pub fn profile(&self) -> Profile {
@@ -210,8 +258,7 @@ impl Context {
 
     /// Bytes `protect_rtcp` adds to a compound RTCP packet.
     pub fn rtcp_overhead(&self) -> usize {
-        SRTCP_TRAILER_LEN
-            + if self.profile == Profile::AeadAes128Gcm { gcm::TAG_LEN } else { SRTCP_CM_TAG_LEN }
+        SRTCP_TRAILER_LEN + if self.profile.is_aead() { gcm::TAG_LEN } else { SRTCP_CM_TAG_LEN }
     }
 
     /// Protects the compound RTCP packet `buf[..len]` in place (`rtcp_overhead()` spare bytes
@@ -258,9 +305,10 @@ impl Context {
             return Err(SrtpError::NotRtp);
         }
         let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-        let trailer_at = match self.profile {
-            Profile::AeadAes128Gcm => len - SRTCP_TRAILER_LEN,
-            _ => len - SRTCP_CM_TAG_LEN - SRTCP_TRAILER_LEN,
+        let trailer_at = if self.profile.is_aead() {
+            len - SRTCP_TRAILER_LEN
+        } else {
+            len - SRTCP_CM_TAG_LEN - SRTCP_TRAILER_LEN
         };
         let trailer: [u8; 4] = buf[trailer_at..trailer_at + 4].try_into().expect("4 bytes");
         let word = u32::from_be_bytes(trailer);

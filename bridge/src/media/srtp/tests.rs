@@ -1,5 +1,6 @@
-//! Known-answer tests: RFC 7714 §16 (GCM with given session keys) and libsrtp's output for an
-//! all-zero master key and salt (every profile, the whole path: key derivation, cipher, tag).
+//! Known-answer tests: RFC 7714 §16 and §17 (GCM with given session keys, 128- and 256-bit)
+//! and libsrtp's output for an all-zero master key and salt (the whole path: key derivation,
+//! cipher, tag). The AES-256 key derivation is pinned by RFC 6188 §7.2 in `kdf.rs`.
 
 use super::*;
 
@@ -21,7 +22,7 @@ const LIBSRTP_GCM: &str = "8040f17b 8041f8d3 5501a0b2 11743945 e80b2e35 a6e26008
      89a929fc 54c9bab4 f895957c 4123e94a 658ce832 d76d5097 5fd2c993 5d13ebb3 ec4f";
 
 fn protect(profile: Profile, salt_len: usize) -> Vec<u8> {
-    let mut context = Context::new(profile, &[0; 16], &vec![0; salt_len]);
+    let mut context = Context::new(profile, &[0; 16], &vec![0; salt_len]).unwrap();
     let plain = plain_rtp();
     let mut buf = plain.clone();
     buf.resize(plain.len() + profile.overhead(), 0);
@@ -30,22 +31,116 @@ fn protect(profile: Profile, salt_len: usize) -> Vec<u8> {
     buf
 }
 
-#[test]
-fn rfc7714_gcm_vector() {
-    let key: [u8; 16] = hex("000102030405060708090a0b0c0d0e0f").try_into().unwrap();
-    let salt: [u8; 12] = hex("517569642070726f2071756f").try_into().unwrap();
-    let gcm = gcm::Gcm::new(&key, &salt);
+/// RFC 7714 §16 and §17: session keys (the first 16 or all 32 bytes) and salt.
+const RFC7714_KEY: &str = "000102030405060708090a0b0c0d0e0f 101112131415161718191a1b1c1d1e1f";
+const RFC7714_SALT: &str = "517569642070726f2071756f";
+
+fn rfc7714_gcm(key_len: usize) -> gcm::Gcm {
+    let salt: [u8; 12] = hex(RFC7714_SALT).try_into().unwrap();
+    gcm::Gcm::new(&hex(RFC7714_KEY)[..key_len], &salt)
+}
+
+fn check_rfc7714_srtp(key_len: usize, expected: &str) {
+    let gcm = rfc7714_gcm(key_len);
     let plain = plain_rtp();
     let mut buf = plain.clone();
     buf.resize(plain.len() + gcm::TAG_LEN, 0);
     let (seq, ssrc) = rtp_ids(&buf);
     let len = gcm.seal(&mut buf, 12, plain.len(), ssrc, u64::from(seq)).unwrap();
-    let expected = hex("f24de3a3fb34de6cacba861c9d7e4bcabe633bd50d294e6f42a5f47a51c7d19b36de3adf8833
-                        899d7f27beb16a9152cf765ee4390cce");
-    assert_eq!(&buf[12..len], &expected[..]);
+    assert_eq!(&buf[12..len], &hex(expected)[..], "{key_len}-byte key");
     assert_eq!(gcm.open(&mut buf, 12, len, ssrc, u64::from(seq)), Ok(plain.len()));
     assert_eq!(&buf[..plain.len()], &plain[..]);
 }
+
+/// RFC 7714 §16.1.1.
+#[test]
+fn rfc7714_gcm_vector() {
+    check_rfc7714_srtp(
+        16,
+        "f24de3a3fb34de6cacba861c9d7e4bcabe633bd50d294e6f42a5f47a51c7d19b36de3adf8833
+         899d7f27beb16a9152cf765ee4390cce",
+    );
+}
+
+/// RFC 7714 §16.2.1: the same packet under AEAD_AES_256_GCM.
+#[test]
+fn rfc7714_gcm_256_vector() {
+    check_rfc7714_srtp(
+        32,
+        "32b1de78a822fe12ef9f78fa332e33aab18012389a58e2f3b50b2a0276ffae0f1ba63799b87b
+         7aa3db36dfffd6b0f9bb7878d7a76c13",
+    );
+}
+
+/// The sender report RFC 7714 §17.1 to §17.4 protect (SSRC "Mars"; §17's preamble prints a
+/// slightly different packet, the subsections agree with each other), with SRTCP index 0x5d4.
+fn rfc7714_rtcp() -> Vec<u8> {
+    hex("81c8000d 4d617273 4e545031 4e545032 52545020 0000042a 0000e930 4c756e61
+         deadbeef deadbeef deadbeef deadbeef deadbeef")
+}
+
+/// Seals `rfc7714_rtcp` as `protect_rtcp` lays it out (header, ciphertext, tag, E + index),
+/// compares, and opens it again.
+fn check_rfc7714_srtcp(key_len: usize, expected: &str) {
+    let gcm = rfc7714_gcm(key_len);
+    let plain = rfc7714_rtcp();
+    let trailer = 0x8000_05d4u32.to_be_bytes();
+    let aad = srtcp_aad(&plain[..RTCP_HEADER_LEN], trailer);
+    let ssrc = u32::from_be_bytes(plain[4..8].try_into().unwrap());
+    let mut data = plain[RTCP_HEADER_LEN..].to_vec();
+    let tag = gcm.seal_detached(ssrc, 0x5d4, &aad, &mut data).unwrap();
+    let protected = [&plain[..RTCP_HEADER_LEN], &data, &tag, &trailer].concat();
+    assert_eq!(protected, hex(expected), "{key_len}-byte key");
+    let mut sealed = [data, tag.to_vec()].concat();
+    assert_eq!(gcm.open_detached(ssrc, 0x5d4, &aad, &mut sealed), Ok(plain.len() - RTCP_HEADER_LEN));
+    assert_eq!(&sealed[..plain.len() - RTCP_HEADER_LEN], &plain[RTCP_HEADER_LEN..]);
+}
+
+/// RFC 7714 §17.1: SRTCP under AEAD_AES_128_GCM, AAD in network byte order.
+#[test]
+fn rfc7714_srtcp_gcm_vector() {
+    check_rfc7714_srtcp(
+        16,
+        "81c8000d 4d617273 63e94885 dcdab67c a727d766 2f6b7e99 7ff5c0f7 6c06f32d c676a5f1 730d6fda
+         4ce09b46 86303ded 0bb9275b c84aa458 96cf4d2f c5abf872 45d9eade 800005d4",
+    );
+}
+
+/// RFC 7714 §17.2: SRTCP under AEAD_AES_256_GCM.
+#[test]
+fn rfc7714_srtcp_gcm_256_vector() {
+    check_rfc7714_srtcp(
+        32,
+        "81c8000d 4d617273 d50ae4d1 f5ce5d30 4ba297e4 7d470c28 2c3ece5d bffe0a50 a2eaa5c1 110555be
+         8415f658 c61de047 6f1b6fad 1d1eb30c 4446839f 57ff6f6c b26ac3be 800005d4",
+    );
+}
+
+#[test]
+fn key_material_must_fit_the_profile() {
+    assert_eq!(Profile::AeadAes256Gcm.master_key_len(), 32);
+    assert_eq!(Profile::AeadAes256Gcm.master_salt_len(), 12);
+    assert_eq!(Profile::AeadAes256Gcm.overhead(), 16);
+    for profile in ALL_PROFILES {
+        let (key, salt) = (profile.master_key_len(), profile.master_salt_len());
+        assert!(Context::new(profile, &vec![1; key], &vec![2; salt]).is_ok(), "{profile:?}");
+        for bad_key in [0, key - 1, key + 1, 48 - key] {
+            let err = Context::new(profile, &vec![1; bad_key], &vec![2; salt]).unwrap_err();
+            assert_eq!(err, KeyError::MasterKeyLength, "{profile:?}, {bad_key}-byte key");
+        }
+        for bad_salt in [0, 12 + 14 - salt, 30] {
+            let err = Context::new(profile, &vec![1; key], &vec![2; bad_salt]).unwrap_err();
+            assert_eq!(err, KeyError::MasterSaltLength, "{profile:?}, {bad_salt}-byte salt");
+        }
+    }
+}
+
+const ALL_PROFILES: [Profile; 4] = [
+    Profile::AeadAes128Gcm,
+    Profile::AeadAes256Gcm,
+    Profile::Aes128CmHmacSha1_80,
+    Profile::Aes128CmHmacSha1_32,
+];
 
 #[test]
 fn matches_libsrtp_for_every_profile() {
@@ -61,7 +156,7 @@ fn unprotect_restores_and_rejects_tampering_and_replay() {
         (Profile::AeadAes128Gcm, 12, hex(LIBSRTP_GCM)),
         (Profile::Aes128CmHmacSha1_80, 14, hex(LIBSRTP_CM_80)),
     ] {
-        let mut receiver = Context::new(profile, &[0; 16], &vec![0; salt_len]);
+        let mut receiver = Context::new(profile, &[0; 16], &vec![0; salt_len]).unwrap();
         for i in 0..protected.len() {
             let mut tampered = protected.clone();
             tampered[i] ^= 0x01;
@@ -77,10 +172,10 @@ fn unprotect_restores_and_rejects_tampering_and_replay() {
 
 #[test]
 fn round_trip_across_a_sequence_wrap() {
-    for profile in [Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80, Profile::Aes128CmHmacSha1_32] {
-        let salt = vec![7; profile.master_salt_len()];
+    for profile in ALL_PROFILES {
+        let (key, salt) = (vec![9; profile.master_key_len()], vec![7; profile.master_salt_len()]);
         let (mut sender, mut receiver) =
-            (Context::new(profile, &[9; 16], &salt), Context::new(profile, &[9; 16], &salt));
+            (Context::new(profile, &key, &salt).unwrap(), Context::new(profile, &key, &salt).unwrap());
         let mut packet = plain_rtp();
         for seq in (65000u32..66000).map(|s| (s % 65536) as u16) {
             packet[2..4].copy_from_slice(&seq.to_be_bytes());
@@ -96,7 +191,7 @@ fn round_trip_across_a_sequence_wrap() {
 
 #[test]
 fn malformed_packets_are_refused_without_panicking() {
-    let mut context = Context::new(Profile::AeadAes128Gcm, &[0; 16], &[0; 12]);
+    let mut context = Context::new(Profile::AeadAes128Gcm, &[0; 16], &[0; 12]).unwrap();
     for bad in [&[][..], &[0x80; 11], &[0x40; 40], &[0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]]
     {
         let mut buf = bad.to_vec();
@@ -121,7 +216,8 @@ const LIBSRTP_GCM_RTCP: &str = "81c80005 deadbeef 1fd6ff53 aa5817ea 0bcee128 14a
      2b64f04e ec0c98f1 123444d1 80000001";
 
 fn protect_rtcp(profile: Profile) -> Vec<u8> {
-    let mut context = Context::new(profile, &[0; 16], &vec![0; profile.master_salt_len()]);
+    let (key, salt) = (vec![0; profile.master_key_len()], vec![0; profile.master_salt_len()]);
+    let mut context = Context::new(profile, &key, &salt).unwrap();
     let plain = plain_rtcp();
     let mut buf = plain.clone();
     buf.resize(plain.len() + context.rtcp_overhead(), 0);
@@ -153,7 +249,7 @@ fn srtcp_gcm_differs_from_old_libsrtp_only_by_its_aad_byte_order() {
     assert_eq!(ours[44..], theirs[44..], "E flag and index");
     assert_ne!(ours[28..44], theirs[28..44], "the tag covers the AAD");
 
-    let context = Context::new(Profile::AeadAes128Gcm, &[0; 16], &[0; 12]);
+    let context = Context::new(Profile::AeadAes128Gcm, &[0; 16], &[0; 12]).unwrap();
     let Transform::Gcm(gcm) = &context.rtcp else { unreachable!("GCM profile") };
     let mut aad = [0u8; 12];
     aad[..8].copy_from_slice(&plain_rtcp()[..8]);
@@ -168,8 +264,10 @@ fn srtcp_unprotect_restores_and_rejects_tampering_and_replay() {
     for (profile, protected) in [
         (Profile::Aes128CmHmacSha1_80, hex(LIBSRTP_CM_80_RTCP)),
         (Profile::AeadAes128Gcm, protect_rtcp(Profile::AeadAes128Gcm)),
+        (Profile::AeadAes256Gcm, protect_rtcp(Profile::AeadAes256Gcm)),
     ] {
-        let mut receiver = Context::new(profile, &[0; 16], &vec![0; profile.master_salt_len()]);
+        let (key, salt) = (vec![0; profile.master_key_len()], vec![0; profile.master_salt_len()]);
+        let mut receiver = Context::new(profile, &key, &salt).unwrap();
         for i in 0..protected.len() {
             let mut tampered = protected.clone();
             tampered[i] ^= 0x01;

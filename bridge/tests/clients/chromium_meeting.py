@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""Three headless Chromium participants meet through the bridge and must decode each other,
+over AEAD_AES_128_GCM.
+
+    chromium_meeting.py CONTROL_URL SECRET        the meeting through the bridge
+    chromium_meeting.py --loopback                two browsers directly, no bridge (sanity check
+                                                   of this driver's media path)
+    chromium_meeting.py --offer-only              print one participant's offer and exit
+
+Each participant is a Chromium (fake camera and microphone, DESIGN.md's flags) with its own
+user-data-dir, driven through chromedriver's W3C WebDriver HTTP API with nothing but the
+stdlib. The page (page.html) is served on 127.0.0.1 by http.server: getUserMedia needs a secure
+context, which http://127.0.0.1 is. The flow is aiortc_meeting.py's: conference, endpoints,
+offers (page makeOffer), PATCH, answers composed with the others' sources (page setAnswer).
+Then getStats is polled until every participant has decoded frames (inbound-rtp video
+framesDecoded > 0) from a source of each other participant and its transport reports
+srtpCipher AEAD_AES_128_GCM, or until --duration runs out.
+
+Prints one JSON line (with dtlsCipher, tlsVersion, per-source counters); exit 0 on success, 1 on
+failure. A hard timeout (--timeout) bounds the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import sfu  # noqa: E402
+
+CODECS = ("opus", "VP8")  # RTX follows VP8
+# getStats' transport srtpCipher: Chromium 156 reports the IANA profile name
+# ("SRTP_AEAD_AES_128_GCM", seen with aiortc as the DTLS server); older libwebrtc reported
+# "AEAD_AES_128_GCM". Either means AEAD_AES_128_GCM.
+EXPECTED_CIPHER = "AEAD_AES_128_GCM"
+
+
+def cipher_is(reported: str | None, wanted: str) -> bool:
+    return reported is not None and reported.upper().removeprefix("SRTP_") == wanted
+
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-fake-device-for-media-stream=fps=30",
+    "--use-fake-ui-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    # Without it Chromium leaves loopback out of ICE, and loopback is all the namespace has.
+    "--allow-loopback-in-peer-connection",
+    # Containers often have a small /dev/shm.
+    "--disable-dev-shm-usage",
+    # Headless tabs must not be throttled while they encode and decode.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+class HardTimeout(Exception):
+    pass
+
+
+def chromium_binary() -> str:
+    # Debian's /usr/bin/chromium is a shell wrapper that adds flags; chromedriver wants the binary.
+    for candidate in (os.environ.get("CHROMIUM_BIN"), "/usr/lib/chromium/chromium"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not found:
+        raise RuntimeError("no Chromium found (scripts/install-test-deps.sh installs the Debian package)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebDriverError(Exception):
+    pass
+
+
+class ChromeDriver:
+    """A chromedriver process (its own process group) and a minimal W3C WebDriver client."""
+
+    def __init__(self, log_path: str):
+        exe = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+        if not os.access(exe, os.X_OK):
+            raise RuntimeError("chromedriver not found (Debian package chromium-driver)")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [exe, f"--port={self.port}", "--allowed-ips=127.0.0.1"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if self.request("GET", "/status", timeout=2).get("ready"):
+                    return
+            except (WebDriverError, OSError):
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chromedriver exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("chromedriver did not become ready in 15 s")
+            time.sleep(0.1)
+
+    def request(self, method: str, path: str, body: object | None = None, timeout: float = 60) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json; charset=utf-8"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                value = json.loads(raw).get("value", {})
+                msg = f"{value.get('error')}: {value.get('message', '')[:2000]}"
+            except ValueError:
+                msg = raw[:2000].decode(errors="replace")
+            raise WebDriverError(f"{method} {path} -> {e.code} {msg}") from None
+        except urllib.error.URLError as e:
+            raise WebDriverError(f"{method} {path}: {e.reason}") from None
+        return json.loads(raw).get("value") or {}
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(5)
+        self.log.close()
+
+
+class Browser:
+    """One Chromium (one WebDriver session) showing page.html."""
+
+    def __init__(self, driver: ChromeDriver, name: str, url: str, workdir: str):
+        self.driver = driver
+        self.name = name
+        self.profile = tempfile.mkdtemp(prefix=f"chromium-{name}-", dir=workdir)
+        args = CHROMIUM_FLAGS + [f"--user-data-dir={self.profile}", "--window-size=640,480"]
+        caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"binary": chromium_binary(), "args": args}}}}
+        value = driver.request("POST", "/session", caps, timeout=60)
+        self.session = value["sessionId"]
+        self.version = value.get("capabilities", {}).get("browserVersion")
+        self._post("/timeouts", {"script": 30000, "pageLoad": 30000})
+        self._post("/url", {"url": url})
+
+    def _post(self, path: str, body: dict, timeout: float = 60) -> dict:
+        return self.driver.request("POST", f"/session/{self.session}{path}", body, timeout=timeout)
+
+    def call(self, function: str, *args: object) -> object:
+        """Awaits window[function](...args) in the page; its exception becomes WebDriverError."""
+        script = (
+            "const done = arguments[arguments.length - 1];"
+            "const name = arguments[0], args = arguments[1];"
+            "Promise.resolve().then(() => window[name](...args)).then("
+            "  (r) => done({ok: r === undefined ? null : r}),"
+            "  (e) => done({error: String((e && e.stack) || e)}));"
+        )
+        value = self._post("/execute/async", {"script": script, "args": [function, list(args)]}, timeout=45)
+        if not isinstance(value, dict) or "ok" not in value:
+            raise WebDriverError(f"{self.name}: {function}() failed: {value}")
+        return value["ok"]
+
+    def quit(self) -> None:
+        try:
+            self.call("hangUp")
+        except Exception:  # noqa: BLE001 - best effort before the session goes
+            pass
+        try:
+            self.driver.request("DELETE", f"/session/{self.session}", timeout=15)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class PageServer:
+    """http.server on 127.0.0.1 serving this directory (page.html), in a thread."""
+
+    def __init__(self):
+        handler = functools.partial(_QuietHandler, directory=HERE)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/page.html"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def transport_of(stats: dict) -> dict:
+    for t in stats.get("transports", []):
+        if t.get("dtlsState") == "connected" or t.get("srtpCipher"):
+            return t
+    return (stats.get("transports") or [{}])[0]
+
+
+def evaluate(
+    name: str, stats: dict, ssrc_owner: dict[int, str], others: list[str], need_cipher: str | None
+) -> tuple[list[str], dict]:
+    """Problems (empty when `name` is done) and a compact report of its stats."""
+    problems = []
+    decoded: dict[str, dict] = {}
+    audio: dict[str, dict] = {}
+    for s in stats.get("inbound", []):
+        owner = ssrc_owner.get(s.get("ssrc"), f"ssrc {s.get('ssrc')}")
+        if s.get("kind") == "video":
+            prev = decoded.get(owner)
+            if prev is None or (s.get("framesDecoded") or 0) > (prev.get("framesDecoded") or 0):
+                decoded[owner] = {
+                    k: s.get(k) for k in ("ssrc", "mid", "framesDecoded", "packetsReceived", "frameWidth", "frameHeight")
+                }
+        elif s.get("kind") == "audio":
+            audio[owner] = {k: s.get(k) for k in ("ssrc", "mid", "packetsReceived", "totalSamplesReceived")}
+    if ssrc_owner:
+        wanted = others
+    else:  # loopback: whoever sends to us; the SSRCs come from the other browser's own SDP
+        wanted = sorted(decoded) if decoded else others
+    ssrcs = set()
+    for other in wanted:
+        got = decoded.get(other, {})
+        if (got.get("framesDecoded") or 0) <= 0:
+            problems.append(f"{name} decoded no video frame from {other}")
+        else:
+            ssrcs.add(got.get("ssrc"))
+    if len(ssrcs) < len(others):
+        problems.append(f"{name} decoded video from {len(ssrcs)} SSRCs, wants {len(others)}")
+    t = transport_of(stats)
+    if need_cipher and not cipher_is(t.get("srtpCipher"), need_cipher):
+        problems.append(f"{name}: srtpCipher {t.get('srtpCipher')!r}, wants {need_cipher}")
+    report = {
+        "video": decoded,
+        "audio": audio,
+        "connectionState": stats.get("connectionState"),
+        "transport": {
+            k: t.get(k) for k in ("srtpCipher", "dtlsCipher", "tlsVersion", "dtlsState", "iceState", "dtlsRole")
+        },
+        "outbound": [
+            {k: o.get(k) for k in ("kind", "ssrc", "packetsSent", "framesEncoded", "encoderImplementation")}
+            for o in stats.get("outbound", [])
+        ],
+    }
+    return problems, report
+
+
+def poll(browsers: list, owners: dict[str, dict[int, str]], others: dict[str, list[str]], need_cipher, duration: float):
+    """Polls stats until every browser is done or `duration` runs out."""
+    deadline = time.monotonic() + duration
+    while True:
+        problems: list[str] = []
+        reports = {}
+        for b in browsers:
+            stats = b.call("stats")
+            p, reports[b.name] = evaluate(b.name, stats, owners[b.name], others[b.name], need_cipher)
+            if p:
+                reports[b.name]["log"] = stats.get("log", [])[-8:]
+            problems += p
+        if not problems or time.monotonic() > deadline:
+            return problems, reports
+        time.sleep(1.0)
+
+
+def run(args: argparse.Namespace, workdir: str) -> tuple[bool, dict]:
+    server = PageServer()
+    driver = None
+    browsers: list[Browser] = []
+    ctl = None
+    conference = None
+    summary: dict = {"driver": "chromium"}
+    try:
+        driver = ChromeDriver(os.path.join(workdir, "chromedriver.log"))
+        names = ["alice", "bob", "carol"][: args.participants] if not args.loopback else ["a", "b"]
+        if args.offer_only:
+            names = names[:1]
+        for n in names:
+            browsers.append(Browser(driver, n, server.url, workdir))
+        summary["chromium"] = browsers[0].version
+        num_others = len(names) - 1 if not args.offer_only else args.participants - 1
+
+        if args.offer_only:
+            sys.stdout.write(browsers[0].call("makeOffer", num_others))
+            return True, summary
+
+        if args.loopback:
+            a, b = browsers
+            offer = a.call("makeOffer", 1)
+            answer = b.call("answerOffer", offer)
+            a.call("setAnswer", answer)
+            owners = {"a": {}, "b": {}}
+            others = {"a": ["b"], "b": ["a"]}
+            problems, reports = poll(browsers, owners, others, None, args.duration)
+            summary.update(mode="loopback", participants=reports, problems=problems)
+            return not problems, summary
+
+        ctl = sfu.Control(args.control_url, args.secret)
+        conference = ctl.create_conference()
+        summary["conference"] = conference
+        endpoints = {b.name: ctl.create_endpoint(conference) for b in browsers}
+        offers = {b.name: b.call("makeOffer", num_others) for b in browsers}
+        for b in browsers:
+            body = sfu.patch_body(sfu.parse_offer(offers[b.name]), codecs=CODECS)
+            ctl.patch_endpoint(conference, endpoints[b.name]["id"], body)
+        state = ctl.conference(conference)
+        label_of = {ep["id"]: name for name, ep in endpoints.items()}
+        owners: dict[str, dict[int, str]] = {}
+        for b in browsers:
+            sources = sfu.other_sources(state, endpoints[b.name]["id"])
+            answer = sfu.compose_answer(offers[b.name], endpoints[b.name], sources, codecs=CODECS)
+            owners[b.name] = {}
+            for src in sources:
+                owners[b.name][src["ssrc"]] = label_of.get(src["endpoint"], src["endpoint"])
+                if src.get("rtx_ssrc") is not None:
+                    owners[b.name][src["rtx_ssrc"]] = label_of.get(src["endpoint"], src["endpoint"])
+            b.call("setAnswer", answer.sdp)
+        others = {b.name: [o.name for o in browsers if o is not b] for b in browsers}
+        problems, reports = poll(browsers, owners, others, EXPECTED_CIPHER, args.duration)
+        for name, ep in endpoints.items():
+            reports[name]["endpoint"] = ep["id"]
+        try:
+            summary["bridge"] = ctl.conference(conference)
+        except sfu.ApiError as e:
+            problems.append(f"final GET conference: {e}")
+        summary.update(participants=reports, problems=problems)
+        return not problems, summary
+    finally:
+        for b in browsers:
+            b.quit()
+        if driver is not None:
+            driver.close()
+        server.close()
+        if ctl is not None and conference is not None:
+            try:
+                ctl.delete_conference(conference)
+            except sfu.ApiError:
+                pass
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("control_url", nargs="?", help="the bridge's control API, e.g. http://127.0.0.1:8080")
+    ap.add_argument("secret", nargs="?", help="control.secret")
+    ap.add_argument("--participants", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=25.0, help="longest wait for decoded frames after the answers")
+    ap.add_argument("--timeout", type=int, default=120, help="hard limit for the whole run, seconds")
+    ap.add_argument("--loopback", action="store_true", help="two browsers directly, no bridge")
+    ap.add_argument("--offer-only", action="store_true", help="print one participant's offer SDP")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the work dir (chromedriver.log, profiles)")
+    args = ap.parse_args()
+    if not (args.loopback or args.offer_only) and not (args.control_url and args.secret):
+        ap.error("CONTROL_URL and SECRET are required (or --loopback / --offer-only)")
+
+    def hard_timeout(_sig, _frame) -> None:
+        # Unwind (so the browsers are closed), and make sure the process ends soon after.
+        signal.signal(signal.SIGALRM, lambda *_: os._exit(1))
+        signal.alarm(15)
+        raise HardTimeout(f"hard timeout after {args.timeout} s")
+
+    signal.signal(signal.SIGALRM, hard_timeout)
+    signal.alarm(args.timeout)
+    started = time.monotonic()
+    workdir = tempfile.mkdtemp(prefix="chromium-meeting-")
+    try:
+        ok, summary = run(args, workdir)
+    except (Exception, HardTimeout) as e:  # noqa: BLE001 - one clear line, then the traceback
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        ok, summary = False, {"driver": "chromium", "problems": [f"{type(e).__name__}: {e}"]}
+    finally:
+        signal.alarm(0)
+    if args.offer_only:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 0 if ok else 1
+    log_path = os.path.join(workdir, "chromedriver.log")
+    if not ok and os.path.exists(log_path):
+        with open(log_path, errors="replace") as f:
+            tail = f.read()[-3000:]
+        print("--- chromedriver.log (tail) ---\n" + tail, file=sys.stderr)
+    if args.keep_logs:
+        summary["workdir"] = workdir
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    summary["ok"] = ok
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    if not ok:
+        print("chromium meeting FAILED: " + "; ".join(summary.get("problems", [])), file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
