@@ -37,7 +37,7 @@ fn media_stays_in_its_conference() {
         std::thread::sleep(Duration::from_millis(2));
     }
     // Datagrams wait in each socket's buffer; each peer reads its own for a while.
-    let mut drain =
+    let drain =
         |peer: &mut common::peer::Peer| ssrcs(&peer.receive(Instant::now() + Duration::from_millis(300)).0);
     let (got_b, got_d, got_a, got_c) = (drain(&mut b), drain(&mut d), drain(&mut a), drain(&mut c));
     assert_eq!(got_b, vec![0xA0; PACKETS as usize], "B gets all of A and nothing of conference Y");

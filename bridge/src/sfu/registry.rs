@@ -474,11 +474,11 @@ impl Registry {
 /// The consent timeout, re-exported for the API docs and tests.
 pub const ENDPOINT_CONSENT_TIMEOUT: Duration = CONSENT_TIMEOUT;
 
-fn find_endpoint<'a>(
-    state: &'a State,
+fn find_endpoint(
+    state: &State,
     conference: ConferenceId,
     id: EndpointId,
-) -> Result<&'a Arc<Endpoint>, ApiError> {
+) -> Result<&Arc<Endpoint>, ApiError> {
     let members = state.conferences.get(&conference).ok_or(ApiError::NotFound("conference"))?;
     if !members.endpoints.contains(&id) {
         return Err(ApiError::NotFound("endpoint"));

@@ -173,8 +173,9 @@ impl<'a> Compound<'a> {
         let mut body = packet.get(4..).ok_or(RtcpError::Truncated)?;
         if first & 0x20 != 0 {
             // A.2: only the last packet of a compound may be padded. The count includes
-            // itself; we follow Chrome rather than §6.4.1 and accept counts that are not a
-            // multiple of 4 (its transport-cc packets pad with 1 to 3 bytes).
+            // itself. We follow the browsers rather than §6.4.1 and accept counts that are not
+            // a multiple of 4: transport-cc packets in the wild pad to the next word with 1 to
+            // 3 bytes (see the captured packet in the tests).
             if !after.is_empty() {
                 return Err(RtcpError::PaddingNotLast);
             }

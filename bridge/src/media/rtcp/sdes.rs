@@ -9,7 +9,8 @@
 //! ```
 //!
 //! `parse` walks every chunk once so that a damaged SDES is an error; the iterators walk them
-//! again lazily (and would stop at damage rather than read past it).
+//! again lazily (and would stop at damage rather than read past it). Bytes after the announced
+//! chunks are ignored. The null octets closing a chunk are counted, not checked.
 
 use super::{Packet, RtcpError};
 

@@ -55,9 +55,11 @@ fn walk(datagram: &[u8]) -> usize {
 /// layout is libwebrtc's.
 #[test]
 fn chrome_sender_report_and_sdes() {
-    let datagram = hex("81c8000c 2f3c6a19 e9a1b2c3 4d5e6f70 7a1b2c3d 00000426 000d2f00
-                  11d4a3f0 0500002a 0001f3a1 0000001e b2c34d5e 00008000
-         81ca0006 2f3c6a19 0110 5971334c775a386e307046733254624b 0000");
+    let datagram = hex(concat!(
+        "81c8000c 2f3c6a19 e9a1b2c3 4d5e6f70 7a1b2c3d 00000426 000d2f00",
+        "         11d4a3f0 0500002a 0001f3a1 0000001e b2c34d5e 00008000",
+        "81ca0006 2f3c6a19 0110 5971334c775a386e307046733254624b 0000",
+    ));
     let mut compound = Compound::new(&datagram);
     let Some(Ok(Packet::SenderReport { ssrc, ntp, rtp_ts, packet_count, octet_count, reports })) =
         compound.next()
@@ -92,14 +94,16 @@ fn chrome_sender_report_and_sdes() {
 /// (RTPFB FMT 5) and an APP packet, which both pass through.
 #[test]
 fn firefox_compound_rr_sdes_bye_pli_rrr_app() {
-    let datagram = hex("81c90007 902f9e2e bc5e9a40 00000000 000046e1 00000111 09f36432 00024a79
-         81ca000c 902f9e2e 0126
-                  7b39633030656239322d316166622d396434392d613437642d3931663634656565363966357d
-                  00000000
-         81cb0001 902f9e2e
-         81ce0002 902f9e2e 902f9e2e
-         85cd0002 902f9e2e 902f9e2e
-         80cc0003 4baae1ab 4e414d45 41424344");
+    let datagram = hex(concat!(
+        "81c90007 902f9e2e bc5e9a40 00000000 000046e1 00000111 09f36432 00024a79",
+        "81ca000c 902f9e2e 0126",
+        "         7b39633030656239322d316166622d396434392d613437642d3931663634656565363966357d",
+        "         00000000",
+        "81cb0001 902f9e2e",
+        "81ce0002 902f9e2e 902f9e2e",
+        "85cd0002 902f9e2e 902f9e2e",
+        "80cc0003 4baae1ab 4e414d45 41424344",
+    ));
     let all: Vec<_> = packets(&datagram).into_iter().map(Result::unwrap).collect();
     assert_eq!(all.len(), 6);
     let Packet::ReceiverReport { ssrc: 0x902f9e2e, reports } = &all[0] else { panic!("{:?}", all[0]) };
@@ -134,11 +138,12 @@ fn chrome_remb() {
     assert_eq!(buf[..len], datagram[..]);
 }
 
-/// A transport-cc packet from a Chrome capture (published with olivermichel/webrtc-analysis):
-/// padded with a single byte whose count is 1, not a multiple of 4 as RFC 3550 §6.4.1 says.
-/// We follow Chrome: it parses, and passes through as `Other` with the padding removed.
+/// A transport-cc packet from a capture published with olivermichel/webrtc-analysis (sender
+/// SSRC 1, as libwebrtc uses on a stream it only receives): padded with a single byte whose
+/// count is 1, not a multiple of 4 as RFC 3550 §6.4.1 says. We follow the browsers: it parses,
+/// and passes through as `Other` with the padding removed.
 #[test]
-fn chrome_transport_cc_with_one_byte_of_padding() {
+fn captured_transport_cc_with_one_byte_of_padding() {
     let datagram = hex("afcd0007 00000001 dd586eb6 00010009 5e911000 2009 1c0c2c38 00040008 18 01");
     let packet = only(&datagram);
     let Packet::Other { packet_type: PT_RTPFB, fmt: FMT_TRANSPORT_CC, body } = packet else { panic!() };
