@@ -1,0 +1,202 @@
+//! The control API of the real `bridge` binary over HTTP, as bridge/API.md documents it:
+//! authentication, the conference and endpoint life cycle, validation errors that name the
+//! field, and a conference that disappears with its last endpoint.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bridge");
+const SECRET: &str = "control-secret-0123456789";
+
+struct Bridge {
+    child: Child,
+    api: SocketAddr,
+    _config: tempfile::TempPath,
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Bridge {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        r#"
+[engine]
+listen = "127.0.0.1:0"
+workers = 2
+lock_memory = "off"
+pool_slots_per_worker = 512
+[metrics]
+listen = ""
+[control]
+listen = "127.0.0.1:{port}"
+secret = "{SECRET}"
+max_endpoints_per_conference = 3
+"#
+    );
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(config.as_bytes()).unwrap();
+    let path = file.into_temp_path();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("NO_COLOR", "1")
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut ready = false;
+    for line in stderr.lines().map_while(Result::ok) {
+        if line.contains("control API on") {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "the bridge did not start its control API");
+    Bridge { child, api: format!("127.0.0.1:{port}").parse().unwrap(), _config: path }
+}
+
+/// One HTTP/1.1 request; returns (status, JSON body or Null).
+fn request(api: SocketAddr, method: &str, path: &str, auth: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(api).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: bridge\r\nConnection: close\r\n");
+    if let Some(secret) = auth {
+        head += &format!("Authorization: Bearer {secret}\r\n");
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        head += "Content-Type: application/json\r\n";
+    }
+    head += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let payload = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+}
+
+fn call(api: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    request(api, method, path, Some(SECRET), body.map(|b| b.to_string()).as_deref())
+}
+
+#[test]
+fn every_request_needs_the_secret() {
+    let bridge = start();
+    for auth in [None, Some("wrong-secret-0123456789"), Some("control-secret-012345678")] {
+        let (status, body) = request(bridge.api, "GET", "/v1/health", auth, None);
+        assert_eq!(status, 401, "{auth:?}");
+        assert!(body["error"].as_str().unwrap().contains("Bearer"));
+        let (status, _) = request(bridge.api, "POST", "/v1/conferences", auth, None);
+        assert_eq!(status, 401);
+    }
+    let (status, body) = call(bridge.api, "GET", "/v1/health", None);
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["workers"], 2);
+}
+
+#[test]
+fn conference_and_endpoint_life_cycle() {
+    let bridge = start();
+    let api = bridge.api;
+    let (status, conference) = call(api, "POST", "/v1/conferences", None);
+    assert_eq!(status, 201);
+    let c = conference["id"].as_str().unwrap().to_owned();
+    assert_eq!(c.len(), 16);
+
+    let (status, endpoint) = call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None);
+    assert_eq!(status, 201, "{endpoint}");
+    let e = endpoint["id"].as_str().unwrap().to_owned();
+    assert_eq!(endpoint["ice"]["lite"], true);
+    assert!(endpoint["ice"]["pwd"].as_str().unwrap().len() >= 22);
+    assert_eq!(endpoint["ice"]["candidates"][0]["ip"], "127.0.0.1", "engine.listen's address is announced");
+    assert_eq!(endpoint["dtls"]["setup"], "passive");
+    let fingerprint = endpoint["dtls"]["fingerprint"]["value"].as_str().unwrap();
+    assert_eq!(fingerprint.len(), 32 * 3 - 1);
+
+    let update = json!({
+        "ice": {"ufrag": "abcd", "pwd": "0123456789012345678901"},
+        "dtls": {"setup": "active", "fingerprint": {"hash": "sha-256", "value": fingerprint.to_lowercase()}},
+        "sources": [
+            {"ssrc": 1001, "kind": "audio", "msid": "s a"},
+            {"ssrc": 1002, "kind": "video", "msid": "s v", "rtx_ssrc": 1003}
+        ],
+        "payload_types": [{"pt": 96, "kind": "video", "name": "VP8", "clock_rate": 90000},
+                          {"pt": 97, "kind": "video", "name": "rtx", "clock_rate": 90000, "apt": 96}],
+        "header_extensions": [{"id": 1, "uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level"}]
+    });
+    let path = format!("/v1/conferences/{c}/endpoints/{e}");
+    let (status, patched) = call(api, "PATCH", &path, Some(update));
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["ice"], "new");
+    assert_eq!(patched["dtls"], "new");
+    assert_eq!(patched["sources"][1]["rtx_ssrc"], 1003);
+
+    let (status, state) = call(api, "GET", &format!("/v1/conferences/{c}"), None);
+    assert_eq!(status, 200);
+    assert_eq!(state["endpoints"][0]["id"], e.as_str());
+    assert_eq!(state["dominant_speaker"], Value::Null);
+
+    // A second endpoint may not claim the first one's SSRC.
+    let (_, other) = call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None);
+    let other_path = format!("/v1/conferences/{c}/endpoints/{}", other["id"].as_str().unwrap());
+    let (status, body) = call(api, "PATCH", &other_path, Some(json!({"sources": [{"ssrc": 1003, "kind": "audio"}]})));
+    assert_eq!(status, 409, "{body}");
+
+    assert_eq!(call(api, "DELETE", &other_path, None).0, 204);
+    assert_eq!(call(api, "DELETE", &path, None).0, 204);
+    let (status, _) = call(api, "GET", &format!("/v1/conferences/{c}"), None);
+    assert_eq!(status, 404, "the conference went with its last endpoint");
+    assert_eq!(call(api, "DELETE", &path, None).0, 404);
+}
+
+#[test]
+fn invalid_requests_get_errors_that_name_the_field() {
+    let bridge = start();
+    let api = bridge.api;
+    let (_, conference) = call(api, "POST", "/v1/conferences", None);
+    let c = conference["id"].as_str().unwrap().to_owned();
+    let (_, endpoint) = call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None);
+    let path = format!("/v1/conferences/{c}/endpoints/{}", endpoint["id"].as_str().unwrap());
+    let cases = [
+        (json!({"ice": {"ufrag": "a b", "pwd": "0123456789012345678901"}}), "ice.ufrag"),
+        (json!({"ice": {"ufrag": "abcd", "pwd": "short"}}), "ice.pwd"),
+        (json!({"dtls": {"fingerprint": {"hash": "sha-1", "value": "00"}}}), "dtls.fingerprint.hash"),
+        (json!({"dtls": {"fingerprint": {"hash": "sha-256", "value": "00:11"}}}), "dtls.fingerprint.value"),
+        (json!({"dtls": {"setup": "passive", "fingerprint": {"hash": "sha-256", "value": "00"}}}), "dtls.setup"),
+        (json!({"sources": [{"ssrc": 5, "kind": "audio"}, {"ssrc": 5, "kind": "video"}]}), "appears twice"),
+        (json!({"sources": [{"ssrc": 5, "kind": "smell"}]}), "unknown variant"),
+        (json!({"colour": "blue"}), "unknown field `colour`"),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = call(api, "PATCH", &path, Some(body.clone()));
+        assert_eq!(status, 400, "{body}");
+        let message = answer["error"].as_str().unwrap();
+        assert!(message.contains(expected), "{body}: {message:?} should name {expected:?}");
+    }
+    let (status, _) = request(api, "PATCH", &path, Some(SECRET), Some("{not json"));
+    assert_eq!(status, 400);
+    let (status, _) = call(api, "GET", "/v1/conferences/0123456789abcdef", None);
+    assert_eq!(status, 404);
+    let (status, _) = call(api, "GET", "/v1/conferences/not-an-id", None);
+    assert_eq!(status, 404);
+    let huge = format!("{{\"sources\": [{}]}}", vec!["{\"ssrc\": 1, \"kind\": \"audio\"}"; 3000].join(","));
+    let (status, _) = request(api, "PATCH", &path, Some(SECRET), Some(&huge));
+    assert_eq!(status, 413, "bodies over 64 KiB are refused");
+    // max_endpoints_per_conference = 3 in this configuration.
+    for _ in 0..2 {
+        assert_eq!(call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None).0, 201);
+    }
+    assert_eq!(call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None).0, 503);
+}
