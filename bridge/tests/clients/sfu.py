@@ -443,6 +443,7 @@ def compose_answer(
               offer's recvonly m-lines of their kind; a recvonly m-line left without a source is
               answered inactive.
     codecs:   optional codec names to keep (e.g. ("opus", "VP8")); RTX is kept with its apt.
+    cname:    the a=ssrc cname of sources without an "endpoint" key (else the endpoint id).
               By default every payload type of the offer is answered.
     """
     sdp = parse_sdp(offer_sdp)
@@ -514,12 +515,14 @@ def compose_answer(
         if source is not None:
             msid = source.get("msid") or f"{cname}-{source['ssrc']} {cname}-{source['ssrc']}-track"
             body.append(f"a=msid:{msid}")
+            # One CNAME per sending participant (its endpoint id when known).
+            source_cname = source.get("endpoint") or cname
             rtx = source.get("rtx_ssrc")
             if rtx is not None:
                 body.append(f"a=ssrc-group:FID {source['ssrc']} {rtx}")
-            body.append(f"a=ssrc:{source['ssrc']} cname:{cname}")
+            body.append(f"a=ssrc:{source['ssrc']} cname:{source_cname}")
             if rtx is not None:
-                body.append(f"a=ssrc:{rtx} cname:{cname}")
+                body.append(f"a=ssrc:{rtx} cname:{source_cname}")
         for c in candidates:
             body.append(f"a={_candidate_line(c)}")
         body.append("a=end-of-candidates")

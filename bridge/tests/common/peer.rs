@@ -187,6 +187,21 @@ impl Peer {
         self.socket.send(&buf[..protected]).unwrap();
     }
 
+    /// Sends one audio packet carrying an RFC 6464 audio level (one-byte extension `id`).
+    pub fn send_audio_with_level(&mut self, ssrc: u32, id: u8, level: u8, seq: u16) {
+        let mut buf = [0u8; 1500];
+        buf[0] = 0x90; // version 2, extension
+        buf[1] = 111;
+        buf[2..4].copy_from_slice(&seq.to_be_bytes());
+        buf[4..8].copy_from_slice(&(u32::from(seq) * 960).to_be_bytes());
+        buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        buf[12..16].copy_from_slice(&[0xBE, 0xDE, 0, 1]);
+        buf[16..20].copy_from_slice(&[id << 4, 0x80 | level, 0, 0]);
+        buf[20..80].fill(0x33);
+        let protected = self.outbound.protect_rtp(&mut buf, 80).unwrap();
+        self.socket.send(&buf[..protected]).unwrap();
+    }
+
     /// Sends one compound RTCP packet.
     pub fn send_rtcp(&mut self, rtcp: &[u8]) {
         let mut buf = [0u8; 1500];
