@@ -205,13 +205,17 @@ class Participant:
 def evaluate(participants: list[Participant], others: dict[str, list[str]], min_frames: int) -> list[str]:
     problems = []
     for p in participants:
-        problems.extend(f"{p.name}: {e}" for e in p.errors)
+        mine = [f"{p.name}: {e}" for e in p.errors]
         for other in others[p.name]:
             got = p.received.get(other, {})
             for kind in ("video", "audio"):
                 n = got.get(f"{kind}_frames", 0)
                 if n < min_frames:
-                    problems.append(f"{p.name} decoded {n} {kind} frames from {other} (< {min_frames})")
+                    mine.append(f"{p.name} decoded {n} {kind} frames from {other} (< {min_frames})")
+        if mine:
+            t = p.transport_summary()
+            mine.append(f"{p.name}: ICE {t.get('iceConnectionState')}, DTLS {t.get('dtls')}, SRTP {t.get('srtp_profile')}")
+        problems += mine
     return problems
 
 

@@ -271,6 +271,10 @@ def evaluate(
     t = transport_of(stats)
     if need_cipher and not cipher_is(t.get("srtpCipher"), need_cipher):
         problems.append(f"{name}: srtpCipher {t.get('srtpCipher')!r}, wants {need_cipher}")
+    if problems:
+        problems.append(
+            f"{name}: connection {stats.get('connectionState')}, ICE {t.get('iceState')}, DTLS {t.get('dtlsState')}"
+        )
     report = {
         "video": decoded,
         "audio": audio,
