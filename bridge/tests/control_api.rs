@@ -66,7 +66,13 @@ max_endpoints_per_conference = 3
 }
 
 /// One HTTP/1.1 request; returns (status, JSON body or Null).
-fn request(api: SocketAddr, method: &str, path: &str, auth: Option<&str>, body: Option<&str>) -> (u16, Value) {
+fn request(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
     let mut stream = TcpStream::connect(api).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: bridge\r\nConnection: close\r\n");
@@ -151,7 +157,8 @@ fn conference_and_endpoint_life_cycle() {
     // A second endpoint may not claim the first one's SSRC.
     let (_, other) = call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None);
     let other_path = format!("/v1/conferences/{c}/endpoints/{}", other["id"].as_str().unwrap());
-    let (status, body) = call(api, "PATCH", &other_path, Some(json!({"sources": [{"ssrc": 1003, "kind": "audio"}]})));
+    let (status, body) =
+        call(api, "PATCH", &other_path, Some(json!({"sources": [{"ssrc": 1003, "kind": "audio"}]})));
     assert_eq!(status, 409, "{body}");
 
     assert_eq!(call(api, "DELETE", &other_path, None).0, 204);
@@ -174,7 +181,10 @@ fn invalid_requests_get_errors_that_name_the_field() {
         (json!({"ice": {"ufrag": "abcd", "pwd": "short"}}), "ice.pwd"),
         (json!({"dtls": {"fingerprint": {"hash": "sha-1", "value": "00"}}}), "dtls.fingerprint.hash"),
         (json!({"dtls": {"fingerprint": {"hash": "sha-256", "value": "00:11"}}}), "dtls.fingerprint.value"),
-        (json!({"dtls": {"setup": "passive", "fingerprint": {"hash": "sha-256", "value": "00"}}}), "dtls.setup"),
+        (
+            json!({"dtls": {"setup": "passive", "fingerprint": {"hash": "sha-256", "value": "00"}}}),
+            "dtls.setup",
+        ),
         (json!({"sources": [{"ssrc": 5, "kind": "audio"}, {"ssrc": 5, "kind": "video"}]}), "appears twice"),
         (json!({"sources": [{"ssrc": 5, "kind": "smell"}]}), "unknown variant"),
         (json!({"colour": "blue"}), "unknown field `colour`"),

@@ -79,10 +79,7 @@ fn garbage_is_dropped_and_real_media_keeps_flowing() {
         .map(|p| u16::from_be_bytes([p[2], p[3]]))
         .collect();
     assert_eq!(seqs, (0..REAL).collect::<Vec<_>>(), "every real packet, once, in order");
-    assert!(
-        got.iter().all(|p| p[8..12] == 0xA0u32.to_be_bytes()),
-        "nothing but A's real stream reached B"
-    );
+    assert!(got.iter().all(|p| p[8..12] == 0xA0u32.to_be_bytes()), "nothing but A's real stream reached B");
 
     let registry = &sfu.registry;
     let dropped: u64 = MediaDrop::ALL.iter().map(|&r| registry.drops(r)).sum();

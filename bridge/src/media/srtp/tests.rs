@@ -280,3 +280,27 @@ fn srtcp_unprotect_restores_and_rejects_tampering_and_replay() {
         assert_eq!(receiver.unprotect_rtcp(&mut again), Err(SrtpError::Replayed));
     }
 }
+
+proptest::proptest! {
+    /// Whatever arrives from the network, unprotect returns an error or a length within the
+    /// packet, and never panics, for every profile.
+    #[test]
+    fn unprotect_never_panics(datagram in proptest::collection::vec(proptest::num::u8::ANY, 0..1500), first in 0u8..=255) {
+        for profile in [Profile::AeadAes128Gcm, Profile::AeadAes256Gcm, Profile::Aes128CmHmacSha1_80, Profile::Aes128CmHmacSha1_32] {
+            let key = vec![3u8; profile.master_key_len()];
+            let salt = vec![4u8; profile.master_salt_len()];
+            let mut context = Context::new(profile, &key, &salt).unwrap();
+            let mut packet = datagram.clone();
+            if let Some(b) = packet.first_mut() {
+                *b = first;
+            }
+            if let Ok(len) = context.unprotect_rtp(&mut packet) {
+                proptest::prop_assert!(len <= datagram.len());
+            }
+            let mut packet = datagram.clone();
+            if let Ok(len) = context.unprotect_rtcp(&mut packet) {
+                proptest::prop_assert!(len <= datagram.len());
+            }
+        }
+    }
+}
