@@ -290,9 +290,18 @@ def evaluate(
     return problems, report
 
 
-def poll(browsers: list, owners: dict[str, dict[int, str]], others: dict[str, list[str]], need_cipher, duration: float):
-    """Polls stats until every browser is done or `duration` runs out."""
-    deadline = time.monotonic() + duration
+def poll(
+    browsers: list,
+    owners: dict[str, dict[int, str]],
+    others: dict[str, list[str]],
+    need_cipher,
+    duration: float,
+    min_seconds: float,
+):
+    """Polls stats until every browser is done (and at least `min_seconds` of media have
+    passed, so the counters say something) or `duration` runs out."""
+    start = time.monotonic()
+    deadline = start + duration
     while True:
         problems: list[str] = []
         reports = {}
@@ -302,7 +311,8 @@ def poll(browsers: list, owners: dict[str, dict[int, str]], others: dict[str, li
             if p:
                 reports[b.name]["log"] = stats.get("log", [])[-8:]
             problems += p
-        if not problems or time.monotonic() > deadline:
+        now = time.monotonic()
+        if (not problems and now - start >= min_seconds) or now > deadline:
             return problems, reports
         time.sleep(1.0)
 
@@ -335,7 +345,7 @@ def run(args: argparse.Namespace, workdir: str) -> tuple[bool, dict]:
             a.call("setAnswer", answer)
             owners = {"a": {}, "b": {}}
             others = {"a": ["b"], "b": ["a"]}
-            problems, reports = poll(browsers, owners, others, None, args.duration)
+            problems, reports = poll(browsers, owners, others, None, args.duration, args.min_seconds)
             summary.update(mode="loopback", participants=reports, problems=problems)
             return not problems, summary
 
@@ -360,7 +370,7 @@ def run(args: argparse.Namespace, workdir: str) -> tuple[bool, dict]:
                     owners[b.name][src["rtx_ssrc"]] = label_of.get(src["endpoint"], src["endpoint"])
             b.call("setAnswer", answer.sdp)
         others = {b.name: [o.name for o in browsers if o is not b] for b in browsers}
-        problems, reports = poll(browsers, owners, others, EXPECTED_CIPHER, args.duration)
+        problems, reports = poll(browsers, owners, others, EXPECTED_CIPHER, args.duration, args.min_seconds)
         for name, ep in endpoints.items():
             reports[name]["endpoint"] = ep["id"]
         try:
@@ -388,6 +398,7 @@ def main() -> int:
     ap.add_argument("secret", nargs="?", help="control.secret")
     ap.add_argument("--participants", type=int, default=3)
     ap.add_argument("--duration", type=float, default=25.0, help="longest wait for decoded frames after the answers")
+    ap.add_argument("--min-seconds", type=float, default=3.0, help="least media time before success is taken")
     ap.add_argument("--timeout", type=int, default=120, help="hard limit for the whole run, seconds")
     ap.add_argument("--loopback", action="store_true", help="two browsers directly, no bridge")
     ap.add_argument("--offer-only", action="store_true", help="print one participant's offer SDP")

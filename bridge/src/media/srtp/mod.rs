@@ -1,9 +1,10 @@
 //! SRTP (RFC 3711, RFC 7714): our own transform, in place, without allocating.
 //!
 //! A [`Context`] holds one direction's session keys (derived from the DTLS-SRTP master key
-//! and salt) and, per SSRC, the rollover counter and replay window. `protect_rtp` encrypts a
-//! packet in its buffer and appends the tag; `unprotect_rtp` checks index and tag, decrypts in
-//! place and returns the plaintext length. Errors are a small `Copy` enum, to be counted as
+//! and salt) and, per SSRC, the rollover counter and replay window, in a table allocated when
+//! the context is made. `protect_rtp` encrypts a packet in its buffer and appends the tag;
+//! `unprotect_rtp` checks index and tag, decrypts in place and returns the plaintext length; it
+//! adds a new SSRC to the table only once a packet of it authenticated. Errors are a small `Copy` enum, to be counted as
 //! drops by reason.
 //!
 //! Profiles: AEAD_AES_128_GCM (preferred: cheaper, DESIGN.md), AEAD_AES_256_GCM (RFC 7714:
@@ -98,7 +99,8 @@ pub enum SrtpError {
     /// Already received, or older than the replay window.
     Replayed,
     TooOld,
-    /// More SSRCs than one context tracks.
+    /// A new SSRC, but the context already follows as many as it was made for (it never
+    /// forgets one, see [`Context::with_streams`]).
     TooManyStreams,
 }
 
@@ -127,8 +129,13 @@ impl From<ReplayError> for SrtpError {
     }
 }
 
-/// SSRCs one context follows (audio, video, RTX and simulcast layers of one participant).
-pub const MAX_STREAMS: usize = 32;
+/// SSRCs a [`Context::new`] follows: audio, video, RTX and simulcast layers of one
+/// participant, with room to spare. The SFU's outbound contexts, one per receiver for every
+/// stream forwarded to it, are made with [`Context::with_streams`].
+pub const DEFAULT_STREAMS: usize = 64;
+
+/// The most SSRCs [`Context::with_streams`] accepts (a table of 2 MiB per direction).
+pub const STREAMS_LIMIT: usize = 1 << 15;
 
 // One per peer and direction, used for every packet: inline beats a box's pointer chase.
 #[allow(clippy::large_enum_variant)]
@@ -189,43 +196,88 @@ pub struct Context {
     rtcp_streams: Streams,
 }
 
-/// A fixed table of per-SSRC windows: no allocation after the context is made.
+/// Per-SSRC windows in a table allocated once, when the context is made: open addressing on
+/// the SSRC with a multiplicative hash and linear probing, at most half full, so a lookup is a
+/// probe or two and nothing allocates per packet.
+///
+/// There is no removal: a context never forgets a stream. Forgetting a sending stream would
+/// restart its rollover counter and reuse SRTP indexes, that is keystream (RFC 3711 §9.1); a
+/// forgotten receiving stream would accept replays again. A context whose table is full
+/// refuses new SSRCs with [`SrtpError::TooManyStreams`].
 struct Streams {
-    entries: [(u32, ReplayWindow); MAX_STREAMS],
-    count: usize,
+    /// A power of two of slots, more than `max`, so a probe always ends at an empty slot. An
+    /// empty slot's window is the default one: what an unknown SSRC is checked against.
+    slots: Box<[Slot]>,
+    /// `32 - log2(slots.len())`: the hash keeps the product's top bits, the well-mixed ones.
+    shift: u32,
+    len: usize,
+    max: usize,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    ssrc: Option<u32>,
+    window: ReplayWindow,
 }
 
 impl Streams {
-    fn new() -> Self {
-        Self { entries: [(0, ReplayWindow::default()); MAX_STREAMS], count: 0 }
-    }
-
-    /// Where `ssrc`'s window is, adding it if new. Unprotect looks it up once and uses the
-    /// position both to check before authenticating and to record after.
-    fn position(&mut self, ssrc: u32) -> Result<usize, SrtpError> {
-        match self.entries[..self.count].iter().position(|(s, _)| *s == ssrc) {
-            Some(at) => Ok(at),
-            None if self.count < MAX_STREAMS => {
-                self.entries[self.count] = (ssrc, ReplayWindow::default());
-                self.count += 1;
-                Ok(self.count - 1)
-            }
-            None => Err(SrtpError::TooManyStreams),
+    fn new(max: usize) -> Self {
+        // At most half full: an unknown SSRC's probe ends after 2.5 slots on average.
+        let slots = (2 * max).next_power_of_two().max(2);
+        Self {
+            slots: vec![Slot::default(); slots].into_boxed_slice(),
+            shift: 32 - slots.trailing_zeros(),
+            len: 0,
+            max,
         }
     }
 
-    fn get(&mut self, ssrc: u32) -> Result<&mut ReplayWindow, SrtpError> {
-        let at = self.position(ssrc)?;
-        Ok(&mut self.entries[at].1)
+    /// The slot that holds `ssrc`, or else the empty one where it would go. Unprotect finds it
+    /// once per packet and uses it both to check the window before authenticating and to record
+    /// the index (and a new SSRC) after.
+    fn find(&self, ssrc: u32) -> usize {
+        // Fibonacci hashing: 2^32 / golden ratio, odd, so distinct SSRCs spread over the table.
+        let mask = self.slots.len() - 1;
+        let mut at = (ssrc.wrapping_mul(0x9e37_79b9) >> self.shift) as usize;
+        loop {
+            match self.slots[at].ssrc {
+                Some(s) if s != ssrc => at = (at + 1) & mask,
+                _ => return at,
+            }
+        }
+    }
+
+    /// The window of the slot `find` returned: a fresh one for an SSRC not yet recorded.
+    fn window(&self, at: usize) -> &ReplayWindow {
+        &self.slots[at].window
+    }
+
+    /// Records `index` for `ssrc` in the slot `find` returned (no insertion in between),
+    /// taking the slot if the SSRC is new and the table has room.
+    fn record(&mut self, at: usize, ssrc: u32, index: u64) -> Result<(), SrtpError> {
+        let slot = &mut self.slots[at];
+        if slot.ssrc.is_none() {
+            if self.len == self.max {
+                return Err(SrtpError::TooManyStreams);
+            }
+            slot.ssrc = Some(ssrc);
+            self.len += 1;
+        }
+        slot.window.accept(index);
+        Ok(())
+    }
+
+    /// The window of `ssrc`, if it was recorded.
+    #[cfg(test)]
+    fn get(&self, ssrc: u32) -> Option<&ReplayWindow> {
+        let at = self.find(ssrc);
+        self.slots[at].ssrc.map(|_| &self.slots[at].window)
     }
 }
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context")
-            .field("profile", &self.profile)
-            .field("streams", &self.streams.count)
-            .finish()
+        f.debug_struct("Context").field("profile", &self.profile).field("streams", &self.streams.len).finish()
     }
 }
 
@@ -234,7 +286,27 @@ use super::rtp::header_len as rtp_header_len;
 impl Context {
     /// Derives the SRTP and SRTCP session keys of `profile` from a DTLS-SRTP master key and
     /// salt, which must be [`Profile::master_key_len`] and [`Profile::master_salt_len`] long.
+    /// The context follows up to [`DEFAULT_STREAMS`] SSRCs.
     pub fn new(profile: Profile, master_key: &[u8], master_salt: &[u8]) -> Result<Self, KeyError> {
+        Self::with_streams(profile, master_key, master_salt, DEFAULT_STREAMS)
+    }
+
+    /// As [`new`](Self::new), for a context that follows up to `max_streams` SSRCs in each of
+    /// SRTP and SRTCP: an SFU's outbound context protects every stream forwarded to one
+    /// receiver. The table (32 bytes per slot, two slots per stream, rounded up to a power of
+    /// two) is allocated here, once; a context never forgets an SSRC, and refuses more than
+    /// `max_streams` with [`SrtpError::TooManyStreams`].
+    ///
+    /// # Panics
+    ///
+    /// If `max_streams` is above [`STREAMS_LIMIT`]: a configuration error, not network input.
+    pub fn with_streams(
+        profile: Profile,
+        master_key: &[u8],
+        master_salt: &[u8],
+        max_streams: usize,
+    ) -> Result<Self, KeyError> {
+        assert!(max_streams <= STREAMS_LIMIT, "{max_streams} SRTP streams, at most {STREAMS_LIMIT}");
         if master_key.len() != profile.master_key_len() {
             return Err(KeyError::MasterKeyLength);
         }
@@ -247,8 +319,8 @@ impl Context {
             profile,
             rtp: Transform::derive(profile, master_key, master_salt, rtp_labels)?,
             rtcp: Transform::derive(profile, master_key, master_salt, rtcp_labels)?,
-            streams: Streams::new(),
-            rtcp_streams: Streams::new(),
+            streams: Streams::new(max_streams),
+            rtcp_streams: Streams::new(max_streams),
         })
     }
 
@@ -271,10 +343,10 @@ impl Context {
             return Err(SrtpError::BufferTooSmall);
         }
         let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-        let window = self.rtcp_streams.get(ssrc)?;
+        let at = self.rtcp_streams.find(ssrc);
         // The SRTCP index counts from 1 per SSRC (as libsrtp does) and is 31 bits.
-        let index = window.highest().map_or(1, |h| h + 1) & 0x7fff_ffff;
-        window.accept(index);
+        let index = self.rtcp_streams.window(at).highest().map_or(1, |h| h + 1) & 0x7fff_ffff;
+        self.rtcp_streams.record(at, ssrc, index)?;
         let trailer = (0x8000_0000 | index as u32).to_be_bytes();
         match &self.rtcp {
             Transform::Gcm(t) => {
@@ -316,8 +388,10 @@ impl Context {
             return Err(SrtpError::AuthenticationFailed);
         }
         let index = u64::from(word & 0x7fff_ffff);
-        let at = self.rtcp_streams.position(ssrc)?;
-        self.rtcp_streams.entries[at].1.check(index)?;
+        // One lookup. An SSRC not yet recorded is checked against a fresh window and takes a
+        // slot only once its packet authenticated: forged packets must not fill the table.
+        let at = self.rtcp_streams.find(ssrc);
+        self.rtcp_streams.window(at).check(index)?;
         let plain = match &self.rtcp {
             Transform::Gcm(t) => {
                 let aad = srtcp_aad(&buf[..RTCP_HEADER_LEN], trailer);
@@ -333,7 +407,7 @@ impl Context {
                 trailer_at
             }
         };
-        self.rtcp_streams.entries[at].1.accept(index);
+        self.rtcp_streams.record(at, ssrc, index)?;
         Ok(plain)
     }
 
@@ -342,9 +416,9 @@ impl Context {
     pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
         let header = rtp_header_len(&buf[..len]).ok_or(SrtpError::NotRtp)?;
         let (seq, ssrc) = rtp_ids(buf);
-        let stream = self.streams.get(ssrc)?;
-        let index = stream.estimate(seq);
-        stream.accept(index);
+        let at = self.streams.find(ssrc);
+        let index = self.streams.window(at).estimate(seq);
+        self.streams.record(at, ssrc, index)?;
         match &self.rtp {
             Transform::Gcm(t) => t.seal(buf, header, len, ssrc, index),
             Transform::Cm(t) => t.seal(buf, header, len, ssrc, index),
@@ -356,14 +430,16 @@ impl Context {
         let len = buf.len();
         let header = rtp_header_len(buf).ok_or(SrtpError::NotRtp)?;
         let (seq, ssrc) = rtp_ids(buf);
-        let at = self.streams.position(ssrc)?;
-        let index = self.streams.entries[at].1.estimate(seq);
-        self.streams.entries[at].1.check(index)?;
+        // One lookup, as for SRTCP: a new SSRC takes a slot only after authentication.
+        let at = self.streams.find(ssrc);
+        let window = self.streams.window(at);
+        let index = window.estimate(seq);
+        window.check(index)?;
         let plain = match &self.rtp {
             Transform::Gcm(t) => t.open(buf, header, len, ssrc, index)?,
             Transform::Cm(t) => t.open(buf, header, len, ssrc, index)?,
         };
-        self.streams.entries[at].1.accept(index);
+        self.streams.record(at, ssrc, index)?;
         Ok(plain)
     }
 }

@@ -185,7 +185,9 @@ fn round_trip_across_a_sequence_wrap() {
             assert_eq!(receiver.unprotect_rtp(&mut buf[..len]), Ok(packet.len()), "{profile:?} seq {seq}");
             assert_eq!(&buf[..packet.len()], &packet[..]);
         }
-        assert_eq!(receiver.streams.entries[0].1.roc(), 1, "{profile:?}: the rollover counter moved on");
+        let (_, ssrc) = rtp_ids(&packet);
+        let roc = receiver.streams.get(ssrc).unwrap().roc();
+        assert_eq!(roc, 1, "{profile:?}: the rollover counter moved on");
     }
 }
 
@@ -281,6 +283,130 @@ fn srtcp_unprotect_restores_and_rejects_tampering_and_replay() {
     }
 }
 
+/// `plain_rtp` with another SSRC and sequence number, protected by `sender`.
+fn protect_as(sender: &mut Context, ssrc: u32, seq: u16) -> Result<Vec<u8>, SrtpError> {
+    let mut buf = plain_rtp();
+    buf[2..4].copy_from_slice(&seq.to_be_bytes());
+    buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    let len = buf.len();
+    buf.resize(len + sender.profile().overhead(), 0);
+    let len = sender.protect_rtp(&mut buf, len)?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// `plain_rtcp` with another sender SSRC, protected by `sender`.
+fn protect_rtcp_as(sender: &mut Context, ssrc: u32) -> Result<Vec<u8>, SrtpError> {
+    let mut buf = plain_rtcp();
+    buf[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    let len = buf.len();
+    buf.resize(len + sender.rtcp_overhead(), 0);
+    let len = sender.protect_rtcp(&mut buf, len)?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Distinct SSRCs, half of them consecutive (neighbours in the hash's input) and half spread.
+fn ssrc(i: u32) -> u32 {
+    if i % 2 == 0 { 0x1000 + i } else { i.wrapping_mul(0x2545_f491) }
+}
+
+/// An SFU's outbound context, one per receiver, protects every stream forwarded to it: 60
+/// SSRCs in a conference of 20 with audio, video and RTX, 1,000 here.
+#[test]
+fn a_context_follows_a_thousand_streams() {
+    for profile in ALL_PROFILES {
+        let (key, salt) = (vec![9; profile.master_key_len()], vec![7; profile.master_salt_len()]);
+        let mut sender = Context::with_streams(profile, &key, &salt, 1024).unwrap();
+        let mut receiver = Context::with_streams(profile, &key, &salt, 1024).unwrap();
+        for seq in [1u16, 2] {
+            for i in 0..1000 {
+                let mut srtp = protect_as(&mut sender, ssrc(i), seq).unwrap();
+                let len = receiver.unprotect_rtp(&mut srtp).unwrap();
+                assert_eq!(rtp_ids(&srtp[..len]), (seq, ssrc(i)), "{profile:?}");
+                let mut srtcp = protect_rtcp_as(&mut sender, ssrc(i)).unwrap();
+                assert_eq!(receiver.unprotect_rtcp(&mut srtcp), Ok(plain_rtcp().len()), "{profile:?}");
+            }
+        }
+        // Every stream kept its own window: the first packets are replays now.
+        for i in (0..1000).step_by(37) {
+            let mut again = protect_as(&mut Context::new(profile, &key, &salt).unwrap(), ssrc(i), 1).unwrap();
+            assert_eq!(receiver.unprotect_rtp(&mut again), Err(SrtpError::Replayed), "{profile:?}");
+        }
+        for i in 1000..1024 {
+            let mut srtp = protect_as(&mut sender, ssrc(i), 1).unwrap();
+            assert!(receiver.unprotect_rtp(&mut srtp).is_ok(), "{profile:?}");
+        }
+        assert_eq!(protect_as(&mut sender, ssrc(1024), 1), Err(SrtpError::TooManyStreams), "{profile:?}");
+        assert_eq!(protect_rtcp_as(&mut sender, ssrc(1024)), Err(SrtpError::TooManyStreams));
+        // An authentic packet of a 1,025th stream, protected elsewhere, is refused too.
+        let mut elsewhere = Context::new(profile, &key, &salt).unwrap();
+        let mut srtp = protect_as(&mut elsewhere, ssrc(1024), 1).unwrap();
+        assert_eq!(receiver.unprotect_rtp(&mut srtp), Err(SrtpError::TooManyStreams), "{profile:?}");
+        // The streams it follows go on.
+        let mut srtp = protect_as(&mut sender, ssrc(500), 3).unwrap();
+        assert!(receiver.unprotect_rtp(&mut srtp).is_ok(), "{profile:?}");
+        assert_eq!(receiver.streams.len, 1024);
+    }
+}
+
+/// Whoever can send datagrams from a participant's address but lacks the keys must not be
+/// able to fill the table and lock out the participant's real new streams.
+#[test]
+fn forged_packets_take_no_room() {
+    for profile in ALL_PROFILES {
+        let (key, salt) = (vec![9; profile.master_key_len()], vec![7; profile.master_salt_len()]);
+        let mut sender = Context::new(profile, &key, &salt).unwrap();
+        let mut receiver = Context::new(profile, &key, &salt).unwrap();
+        let mut forger = Context::new(profile, &vec![8; profile.master_key_len()], &salt).unwrap();
+        for i in 0..100 {
+            // The same SSRC and sequence numbers the real streams use below, and others.
+            let forged_ssrc = if i < 64 { ssrc(i) } else { 0xbad0_0000 + i };
+            let mut srtp = protect_as(&mut forger, forged_ssrc, 1).unwrap();
+            assert_eq!(
+                receiver.unprotect_rtp(&mut srtp),
+                Err(SrtpError::AuthenticationFailed),
+                "{profile:?}"
+            );
+            let mut srtcp = protect_rtcp_as(&mut forger, forged_ssrc).unwrap();
+            assert_eq!(receiver.unprotect_rtcp(&mut srtcp), Err(SrtpError::AuthenticationFailed));
+        }
+        assert_eq!((receiver.streams.len, receiver.rtcp_streams.len), (0, 0), "{profile:?}");
+        for i in 0..DEFAULT_STREAMS as u32 {
+            let mut srtp = protect_as(&mut sender, ssrc(i), 1).unwrap();
+            assert!(receiver.unprotect_rtp(&mut srtp).is_ok(), "{profile:?}: stream {i}");
+            let mut srtcp = protect_rtcp_as(&mut sender, ssrc(i)).unwrap();
+            assert!(receiver.unprotect_rtcp(&mut srtcp).is_ok(), "{profile:?}: stream {i}");
+        }
+        let mut elsewhere = Context::new(profile, &key, &salt).unwrap();
+        let mut srtp = protect_as(&mut elsewhere, 0x6565_6565, 1).unwrap();
+        assert_eq!(receiver.unprotect_rtp(&mut srtp), Err(SrtpError::TooManyStreams), "{profile:?}");
+        let mut srtcp = protect_rtcp_as(&mut elsewhere, 0x6565_6565).unwrap();
+        assert_eq!(receiver.unprotect_rtcp(&mut srtcp), Err(SrtpError::TooManyStreams), "{profile:?}");
+    }
+}
+
+/// SSRCs that all hash to the table's last slot: the probe wraps around to the first, and
+/// each SSRC still finds its own slot.
+#[test]
+fn colliding_ssrcs_each_keep_their_window() {
+    let mut streams = Streams::new(DEFAULT_STREAMS);
+    let last = streams.slots.len() - 1;
+    let colliding: Vec<u32> = (0u32..).filter(|&s| streams.find(s) == last).take(DEFAULT_STREAMS).collect();
+    for (n, &ssrc) in colliding.iter().enumerate() {
+        let at = streams.find(ssrc);
+        assert_eq!(at, (last + n) % streams.slots.len(), "linear probing");
+        streams.record(at, ssrc, u64::from(ssrc)).unwrap();
+    }
+    for &ssrc in &colliding {
+        assert_eq!(streams.get(ssrc).unwrap().highest(), Some(u64::from(ssrc)));
+    }
+    let unknown = (0u32..).find(|s| !colliding.contains(s)).unwrap();
+    assert!(streams.get(unknown).is_none());
+    let at = streams.find(unknown);
+    assert_eq!(streams.record(at, unknown, 0), Err(SrtpError::TooManyStreams));
+}
+
 proptest::proptest! {
     /// Whatever arrives from the network, unprotect returns an error or a length within the
     /// packet, and never panics, for every profile.
@@ -301,6 +427,28 @@ proptest::proptest! {
             if let Ok(len) = context.unprotect_rtcp(&mut packet) {
                 proptest::prop_assert!(len <= datagram.len());
             }
+        }
+    }
+
+    /// The table against a model: whatever SSRCs arrive, in whatever order, each is found
+    /// where it was recorded, and new ones are refused exactly when the table is full.
+    #[test]
+    fn streams_behave_like_a_map(ssrcs in proptest::collection::vec(0u32..200, 0..300), max in 0usize..80) {
+        let mut streams = Streams::new(max);
+        let mut model = std::collections::HashMap::new();
+        for (index, &ssrc) in ssrcs.iter().enumerate() {
+            let ssrc = ssrc.wrapping_mul(0x0100_0193);
+            let at = streams.find(ssrc);
+            let full = model.len() == max && !model.contains_key(&ssrc);
+            let recorded = streams.record(at, ssrc, index as u64);
+            proptest::prop_assert_eq!(recorded.is_err(), full);
+            if !full {
+                model.insert(ssrc, index as u64);
+            }
+        }
+        proptest::prop_assert_eq!(streams.len, model.len());
+        for (ssrc, index) in model {
+            proptest::prop_assert_eq!(streams.get(ssrc).and_then(ReplayWindow::highest), Some(index));
         }
     }
 }
