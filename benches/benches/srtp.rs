@@ -9,11 +9,15 @@ use std::hint::black_box;
 const PAYLOAD: usize = 1200 - 12;
 
 fn packet(seq: u16) -> [u8; 1300] {
+    packet_of(0x1234_5678, seq)
+}
+
+fn packet_of(ssrc: u32, seq: u16) -> [u8; 1300] {
     let mut buf = [0u8; 1300];
     buf[0] = 0x80;
     buf[1] = 96;
     buf[2..4].copy_from_slice(&seq.to_be_bytes());
-    buf[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+    buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
     buf[12..12 + PAYLOAD].fill(0xab);
     buf
 }
@@ -53,6 +57,35 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// An SFU's outbound context protects every stream forwarded to one receiver: here 1,000
+/// SSRCs, one packet each in turn, so every lookup lands elsewhere in the table. Against
+/// `srtp_1200B/protect`, one SSRC, it shows what the per-SSRC table costs at that size.
+fn many_streams(c: &mut Criterion) {
+    const STREAMS: u32 = 1000;
+    let mut group = c.benchmark_group("srtp_1200B_1000_streams");
+    group.throughput(Throughput::Elements(1));
+    for profile in [Profile::AeadAes128Gcm, Profile::Aes128CmHmacSha1_80] {
+        let salt = vec![3u8; profile.master_salt_len()];
+        let mut onward = Context::with_streams(profile, &[2; 16], &salt, 1024).unwrap();
+        let ssrc = |i: u32| i.wrapping_mul(0x2545_f491);
+        for i in 0..STREAMS {
+            onward.protect_rtp(&mut packet_of(ssrc(i), 0), 1200).unwrap();
+        }
+        group.bench_function(BenchmarkId::new("protect", format!("{profile:?}")), |b| {
+            let (mut i, mut seq) = (0u32, 0u16);
+            b.iter(|| {
+                i += 1;
+                if i == STREAMS {
+                    (i, seq) = (0, seq.wrapping_add(1));
+                }
+                let mut buf = packet_of(ssrc(i), seq);
+                black_box(onward.protect_rtp(&mut buf, 1200).unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
 /// The primitives under AES_CM_128_HMAC_SHA1_80, and the HMAC-SHA1 implementations we chose
 /// between ("measure and pick the fastest"): ring's portable SHA-1 against RustCrypto's, which
 /// uses the CPU's SHA extensions when present.
@@ -78,5 +111,5 @@ fn primitives(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, primitives);
+criterion_group!(benches, bench, many_streams, primitives);
 criterion_main!(benches);

@@ -14,6 +14,22 @@ use bridge::config::{BridgeConfig, DEFAULT_TOML};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Standard error that never fails: if whatever reads the log goes away (a closed pipe, a
+/// restarted journald), the daemon keeps serving and the lines are lost, instead of the
+/// subscriber's fallback `eprintln!` panicking on EPIPE.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 const USAGE: &str = "usage: bridge [--config FILE | --check-config FILE | --print-default-config]";
 
 fn main() {
@@ -22,7 +38,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_env("BRIDGE_LOG").unwrap_or_else(|_| "info".into()),
         )
         .with_target(false)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .init();
 
     let args: Vec<String> = std::env::args().skip(1).collect();

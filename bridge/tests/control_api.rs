@@ -12,9 +12,15 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_bridge");
 const SECRET: &str = "control-secret-0123456789";
 
+/// Tests take turns: each picks free ports for its bridge, and two picking at once could get
+/// the same one.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Bridge {
+    _turn: std::sync::MutexGuard<'static, ()>,
     child: Child,
     api: SocketAddr,
+    metrics: SocketAddr,
     _config: tempfile::TempPath,
 }
 
@@ -26,7 +32,9 @@ impl Drop for Bridge {
 }
 
 fn start() -> Bridge {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, metrics_port) = (free_port(), free_port());
     let config = format!(
         r#"
 [engine]
@@ -35,7 +43,8 @@ workers = 2
 lock_memory = "off"
 pool_slots_per_worker = 512
 [metrics]
-listen = ""
+listen = "127.0.0.1:{metrics_port}"
+interval_ms = 100
 [control]
 listen = "127.0.0.1:{port}"
 secret = "{SECRET}"
@@ -62,7 +71,11 @@ max_endpoints_per_conference = 3
         }
     }
     assert!(ready, "the bridge did not start its control API");
-    Bridge { child, api: format!("127.0.0.1:{port}").parse().unwrap(), _config: path }
+    // The log pipe closes here (its reader is dropped): the daemon must keep serving. It once
+    // died of EPIPE when its next log line found nobody reading.
+    let api = format!("127.0.0.1:{port}").parse().unwrap();
+    let metrics = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    Bridge { _turn: turn, child, api, metrics, _config: path }
 }
 
 /// One HTTP/1.1 request; returns (status, JSON body or Null).
@@ -84,9 +97,19 @@ fn request(
         head += "Content-Type: application/json\r\n";
     }
     head += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    // A server refusing a large body may answer and reset the connection before it has read
+    // it all: keep whatever arrived before the reset.
+    let _ = stream.write_all(head.as_bytes());
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    let response = String::from_utf8_lossy(&bytes).into_owned();
+    assert!(response.len() >= 12, "no HTTP response to {method} {path}");
     let status = response[9..12].parse().unwrap();
     let payload = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     (status, serde_json::from_str(payload).unwrap_or(Value::Null))
@@ -161,6 +184,16 @@ fn conference_and_endpoint_life_cycle() {
         call(api, "PATCH", &other_path, Some(json!({"sources": [{"ssrc": 1003, "kind": "audio"}]})));
     assert_eq!(status, 409, "{body}");
 
+    // The gauges reach Prometheus.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut scrape = TcpStream::connect(bridge.metrics).unwrap();
+    scrape.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    scrape.read_to_string(&mut text).unwrap();
+    assert!(text.contains("bridge_conferences 1"), "{text}");
+    assert!(text.contains("bridge_endpoints 2"), "{text}");
+    assert!(text.contains("bridge_media_drops_total{reason=\"unknown_address\"}"), "{text}");
+
     assert_eq!(call(api, "DELETE", &other_path, None).0, 204);
     assert_eq!(call(api, "DELETE", &path, None).0, 204);
     let (status, _) = call(api, "GET", &format!("/v1/conferences/{c}"), None);
@@ -201,9 +234,24 @@ fn invalid_requests_get_errors_that_name_the_field() {
     assert_eq!(status, 404);
     let (status, _) = call(api, "GET", "/v1/conferences/not-an-id", None);
     assert_eq!(status, 404);
+    // A body over 64 KiB is refused. The server answers 413 and closes without reading the
+    // rest, so the client may see the reset before the answer: either way, not applied.
     let huge = format!("{{\"sources\": [{}]}}", vec!["{\"ssrc\": 1, \"kind\": \"audio\"}"; 3000].join(","));
-    let (status, _) = request(api, "PATCH", &path, Some(SECRET), Some(&huge));
-    assert_eq!(status, 413, "bodies over 64 KiB are refused");
+    let mut stream = TcpStream::connect(api).unwrap();
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {SECRET}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        huge.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(huge.as_bytes()));
+    stream.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    if answer.len() >= 12 {
+        assert_eq!(&answer[9..12], b"413", "bodies over 64 KiB are refused");
+    }
+    let (status, state) = call(api, "GET", &format!("/v1/conferences/{c}"), None);
+    assert_eq!(status, 200);
+    assert_eq!(state["endpoints"][0]["sources"], json!([]), "the large body was not applied");
     // max_endpoints_per_conference = 3 in this configuration.
     for _ in 0..2 {
         assert_eq!(call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None).0, 201);

@@ -336,6 +336,8 @@ fn a_context_follows_a_thousand_streams() {
         for i in 1000..1024 {
             let mut srtp = protect_as(&mut sender, ssrc(i), 1).unwrap();
             assert!(receiver.unprotect_rtp(&mut srtp).is_ok(), "{profile:?}");
+            let mut srtcp = protect_rtcp_as(&mut sender, ssrc(i)).unwrap();
+            assert!(receiver.unprotect_rtcp(&mut srtcp).is_ok(), "{profile:?}");
         }
         assert_eq!(protect_as(&mut sender, ssrc(1024), 1), Err(SrtpError::TooManyStreams), "{profile:?}");
         assert_eq!(protect_rtcp_as(&mut sender, ssrc(1024)), Err(SrtpError::TooManyStreams));
@@ -343,10 +345,12 @@ fn a_context_follows_a_thousand_streams() {
         let mut elsewhere = Context::new(profile, &key, &salt).unwrap();
         let mut srtp = protect_as(&mut elsewhere, ssrc(1024), 1).unwrap();
         assert_eq!(receiver.unprotect_rtp(&mut srtp), Err(SrtpError::TooManyStreams), "{profile:?}");
+        let mut srtcp = protect_rtcp_as(&mut elsewhere, ssrc(1024)).unwrap();
+        assert_eq!(receiver.unprotect_rtcp(&mut srtcp), Err(SrtpError::TooManyStreams), "{profile:?}");
         // The streams it follows go on.
         let mut srtp = protect_as(&mut sender, ssrc(500), 3).unwrap();
         assert!(receiver.unprotect_rtp(&mut srtp).is_ok(), "{profile:?}");
-        assert_eq!(receiver.streams.len, 1024);
+        assert_eq!((receiver.streams.len, receiver.rtcp_streams.len), (1024, 1024));
     }
 }
 
@@ -358,7 +362,8 @@ fn forged_packets_take_no_room() {
         let (key, salt) = (vec![9; profile.master_key_len()], vec![7; profile.master_salt_len()]);
         let mut sender = Context::new(profile, &key, &salt).unwrap();
         let mut receiver = Context::new(profile, &key, &salt).unwrap();
-        let mut forger = Context::new(profile, &vec![8; profile.master_key_len()], &salt).unwrap();
+        let mut forger =
+            Context::with_streams(profile, &vec![8; profile.master_key_len()], &salt, 128).unwrap();
         for i in 0..100 {
             // The same SSRC and sequence numbers the real streams use below, and others.
             let forged_ssrc = if i < 64 { ssrc(i) } else { 0xbad0_0000 + i };
