@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
-use io_uring::{IoUring, cqueue, opcode};
+use io_uring::{IoUring, cqueue, opcode, squeue};
 
 use super::{Core, WorkerSetup, send, until};
 use crate::counters::DropReason;
@@ -233,6 +233,8 @@ struct Worker<H> {
     queued: QueuedSends,
     tx_batch: send::SendBatch,
     blocked: Vec<Transmit>,
+    /// Sends waiting for the socket, in order, behind the chain in io_uring (see `send_turn`).
+    backlog: std::collections::VecDeque<Transmit>,
     recv_armed: bool,
     wake_armed: bool,
     /// Whether the last turn received anything: then the next wait batches (see `wait`).
@@ -275,6 +277,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, handler: H) -> io::Result<()> {
         queued: QueuedSends::new(send_capacity),
         tx_batch: send::SendBatch::new(SEND_BATCH, gso),
         blocked: Vec::with_capacity(send_capacity),
+        backlog: std::collections::VecDeque::with_capacity(send_capacity),
         recv_armed: false,
         wake_armed: false,
         busy: false,
@@ -343,16 +346,46 @@ impl<H: Handler> Worker<H> {
     /// slots are released at once, with no per-send SQE, msghdr import or CQE (all measured by
     /// bench-report as costlier than the syscall they save). What the socket cannot take right
     /// now goes to io_uring as SENDMSGs, which wait for room.
+    ///
+    /// Order: once the socket was full, packets leave strictly in the order they were queued.
+    /// While earlier packets wait (in io_uring or in the backlog), a turn's new sends queue
+    /// behind them instead of overtaking through sendmmsg; and the waiting packets go to
+    /// io_uring as one linked chain at a time (IOSQE_IO_LINK), because independent SENDMSGs
+    /// waiting for room complete in no fixed order.
     fn send_turn(&mut self) -> io::Result<()> {
         let core = &mut self.core;
-        send::send_pending(core, &mut self.tx_batch, self.fd.0, self.family, &mut self.blocked);
-        // In order: these packets already wait behind a full socket buffer; keep them in sequence.
+        if self.queued.in_flight() == 0 && self.backlog.is_empty() {
+            send::send_pending(core, &mut self.tx_batch, self.fd.0, self.family, &mut self.blocked);
+        } else {
+            self.blocked.append(&mut core.pending);
+        }
         for transmit in self.blocked.drain(..) {
-            let Some(index) = self.queued.free.pop() else {
+            if self.backlog.len() == self.backlog.capacity() {
                 core.counters.drop(DropReason::SendQueueFull);
                 core.release(&transmit);
-                continue;
-            };
+            } else {
+                self.backlog.push_back(transmit);
+            }
+        }
+        if self.queued.in_flight() == 0 {
+            self.submit_chain()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the backlog's head to io_uring as one chain of linked SENDMSGs, each starting once
+    /// the one before it has completed. The chain fits the submission queue, so it is never
+    /// split across submissions (which would break the link).
+    fn submit_chain(&mut self) -> io::Result<()> {
+        let room = {
+            let sq = self.ring.submission();
+            sq.capacity() - sq.len()
+        };
+        let length = self.backlog.len().min(self.queued.free.len()).min(room);
+        let core = &mut self.core;
+        for n in 0..length {
+            let transmit = self.backlog.pop_front().expect("length <= backlog");
+            let index = self.queued.free.pop().expect("length <= free ops");
             let op = &mut self.queued.ops[index as usize];
             let Some(addr_len) = socket::encode(transmit.dest, self.family, &mut op.addr) else {
                 self.queued.free.push(index);
@@ -366,9 +399,12 @@ impl<H: Handler> Worker<H> {
             op.iov = libc::iovec { iov_base: base.cast(), iov_len: usize::from(transmit.len) };
             socket::point_header(&mut op.header, &raw mut op.addr, addr_len, &raw mut op.iov);
             op.transmit = Some(transmit);
-            let entry = opcode::SendMsg::new(self.fd, &raw const op.header)
+            let mut entry = opcode::SendMsg::new(self.fd, &raw const op.header)
                 .build()
                 .user_data(TAG_SEND | u64::from(index));
+            if n + 1 < length {
+                entry = entry.flags(squeue::Flags::IO_LINK);
+            }
             push_sqe(&mut self.ring, &entry, &mut core.counters.syscalls)?;
         }
         Ok(())
@@ -393,7 +429,7 @@ impl<H: Handler> Worker<H> {
             self.shutdown.done_producing(self.core.id);
             *producing_done = true;
         }
-        let in_flight = self.queued.in_flight();
+        let in_flight = self.queued.in_flight() + self.backlog.len();
         if *producing_done
             && self.shutdown.all_done_producing()
             && !self.core.mesh.has_inbound()
