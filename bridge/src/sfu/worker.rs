@@ -32,6 +32,9 @@ use crate::media::stats::ReceiveStats;
 const STUN_RESPONSE_MAX: usize = 512;
 /// Room for one DTLS datagram (the handshake's MTU is 1200).
 const DTLS_DATAGRAM_MAX: usize = 1500;
+/// SSRCs one receiver can be sent over its session (streams are never forgotten: forgetting a
+/// sending stream's rollover counter would reuse SRTP indexes).
+const OUTBOUND_STREAMS: usize = 1024;
 /// Packets kept per video stream for NACKs: about 2 s of 720p video.
 const HISTORY_PACKETS: usize = 512;
 /// Video streams with a history per endpoint (camera, screen, simulcast layers).
@@ -147,7 +150,10 @@ impl Local {
         }
         self.keys = keys.cloned();
         self.inbound = keys.and_then(|k| Context::new(k.profile, k.remote.key(), k.remote.salt()).ok());
-        self.outbound = keys.and_then(|k| Context::new(k.profile, k.local.key(), k.local.salt()).ok());
+        // One outbound context carries every stream forwarded to the endpoint over its session.
+        self.outbound = keys.and_then(|k| {
+            Context::with_streams(k.profile, k.local.key(), k.local.salt(), OUTBOUND_STREAMS).ok()
+        });
     }
 }
 
