@@ -88,3 +88,22 @@ fn strangers_forged_checks_and_unsignaled_ssrcs_are_dropped_and_counted() {
     assert_eq!(registry.drops(MediaDrop::UnknownProtocol), 1);
     assert_eq!(registry.drops(MediaDrop::UnknownSsrc), 1);
 }
+
+#[test]
+fn media_stops_when_consent_expires() {
+    let sfu = Sfu::start(2);
+    let x = sfu.conference();
+    let (_, mut a) = sfu.join(x, "a", &[(0xA0, Audio)]);
+    let (b_id, mut b) = sfu.join(x, "b", &[(0xB0, Audio)]);
+    a.send_rtp(0xA0, 111, 1, 960, &[1; 100]);
+    assert_eq!(b.receive(Instant::now() + Duration::from_millis(300)).0.len(), 1);
+
+    // 31 s without an authenticated check from anyone (the housekeeping tick sees the future).
+    sfu.registry.tick(Instant::now() + Duration::from_secs(31));
+    let state = sfu.registry.conference_status(x).unwrap();
+    let b_state = state.endpoints.iter().find(|e| e.id == b_id.to_string()).unwrap();
+    assert_eq!(serde_json::to_value(b_state.ice).unwrap(), "expired");
+    a.send_rtp(0xA0, 111, 2, 1920, &[2; 100]);
+    assert!(b.receive(Instant::now() + Duration::from_millis(300)).0.is_empty(), "no consent, no media");
+    assert!(sfu.registry.drops(MediaDrop::UnknownAddress) >= 1, "A's address is unknown again");
+}

@@ -62,7 +62,11 @@ fn forwarding_through_the_sfu_allocates_nothing() {
     std::thread::sleep(Duration::from_millis(200));
     let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
     let forwarded = sfu.registry.events(MediaEvent::RtpForwarded) - forwarded_before;
-    assert_eq!(forwarded, 3000 * RECEIVERS as u64, "every packet reached every receiver");
+    // On a loaded machine the kernel may drop a few of the sender's datagrams before the bridge
+    // reads them; each one that arrived went to every receiver.
+    let totals = sfu.engine.totals();
+    assert!(forwarded >= 3000 * RECEIVERS as u64 * 99 / 100, "forwarded {forwarded}: {totals:?}");
+    assert_eq!(forwarded % RECEIVERS as u64, 0, "every packet reached every receiver: {totals:?}");
     assert_eq!(during, 0, "{during} allocations while forwarding 3,000 packets to {RECEIVERS} receivers");
     let received: u64 = drains.into_iter().map(|d| d.join().unwrap()).sum();
     assert!(received >= 3300 * RECEIVERS as u64 * 99 / 100, "receivers got {received}");
