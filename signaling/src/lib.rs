@@ -1,0 +1,17 @@
+//! The signaling daemon: the meeting page, the rooms, and the bridge's driver.
+//!
+//! - [`protocol`]: the WebSocket protocol (PROTOCOL.md) and its validation.
+//! - [`room`]: rooms as sans-IO state machines (members, lobby, password, chat, topology).
+//! - [`hub`]: connections and rooms behind one lock; rate limits.
+//! - [`server`]: HTTPS, WebSocket, the embedded page ([`web`]).
+
+pub mod config;
+pub mod hub;
+pub mod names;
+pub mod protocol;
+pub mod ratelimit;
+pub mod room;
+pub mod secret;
+pub mod server;
+pub mod tls;
+pub mod web;
