@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
+use crate::bridge::BridgeClient;
+use crate::bridged;
 use crate::config::Config;
 use crate::protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, VERSION};
 use crate::ratelimit::{Limiter, Rate};
@@ -35,6 +37,8 @@ struct Connection {
 #[derive(Debug)]
 struct State {
     rooms: Rooms,
+    /// The bridge side of rooms that are (or were just) on the bridge.
+    bridged: HashMap<String, bridged::Shared>,
     connections: HashMap<ConnId, Connection>,
     next_conn: ConnId,
     joins: Limiter,
@@ -45,6 +49,7 @@ struct State {
 pub struct Hub {
     state: Mutex<State>,
     config: Config,
+    bridge: Option<BridgeClient>,
     /// Runs delayed work (the return to P2P) on the daemon's runtime.
     runtime: tokio::runtime::Handle,
 }
@@ -60,9 +65,22 @@ impl Hub {
             burst: rooms.guess_burst,
             every: Duration::from_millis(rooms.guess_interval_ms),
         });
+        let bridge = if config.bridge.url.is_empty() {
+            None
+        } else {
+            match BridgeClient::new(&config.bridge.url, &config.bridge.secret) {
+                Ok(client) => Some(client),
+                Err(e) => {
+                    tracing::error!("{e}; meetings of three or more cannot start");
+                    None
+                }
+            }
+        };
         Arc::new(Self {
+            bridge,
             state: Mutex::new(State {
                 rooms: Rooms::default(),
+                bridged: HashMap::new(),
                 connections: HashMap::new(),
                 next_conn: 1,
                 joins,
@@ -184,10 +202,11 @@ impl Hub {
                         ClientMessage::Signal { to, data } => room.signal(conn, &to, data, &mut effects),
                         ClientMessage::Speaking { ms } => room.speaking(conn, ms, &mut effects),
                         ClientMessage::Media { audio, video } => room.media(conn, audio, video, &mut effects),
-                        ClientMessage::Offer { .. } => effects.out.push(error_to(
-                            conn,
-                            ProtocolError::new(ErrorCode::Unavailable, "offer: no bridge is configured"),
-                        )),
+                        ClientMessage::Offer { sdp, epoch } => {
+                            if let Some(error) = self.offer(room, conn, &name, &sdp, epoch) {
+                                effects.out.push(error_to(conn, error));
+                            }
+                        }
                         ClientMessage::Hello { .. } | ClientMessage::Join { .. } | ClientMessage::Leave => {}
                     }
                 }
@@ -195,6 +214,121 @@ impl Hub {
             }
         }
         self.after(&mut state, None, effects);
+    }
+
+    /// Starts answering a member's offer on the bridge. Returns an error to send at once, if
+    /// any; an offer for an old epoch is ignored (PROTOCOL.md).
+    fn offer(
+        self: &Arc<Self>,
+        room: &crate::room::Room,
+        conn: ConnId,
+        name: &str,
+        sdp: &str,
+        epoch: u64,
+    ) -> Option<ProtocolError> {
+        let Some(client) = self.bridge.clone() else {
+            return Some(ProtocolError::new(ErrorCode::Unavailable, "offer: no bridge is configured"));
+        };
+        let current = room.bridge_epoch()?;
+        if current != epoch {
+            return None;
+        }
+        let offer = match crate::sdp::parse_offer(sdp) {
+            Ok(offer) => offer,
+            Err(e) => return Some(ProtocolError::bad(format!("offer.sdp: {e}"))),
+        };
+        let member = room.id_of(conn)?.to_owned();
+        let present = room.member_ids();
+        let shared = self.bridged_room(name);
+        let hub = self.clone();
+        let name = name.to_owned();
+        self.runtime.spawn(async move {
+            let result = bridged::answer_offer(&client, &shared, &member, &present, &offer, epoch).await;
+            hub.answered(&name, conn, epoch, result);
+        });
+        None
+    }
+
+    fn bridged_room(&self, name: &str) -> bridged::Shared {
+        let mut state = self.state();
+        state.bridged.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// An answer came back from the bridge: send it if the room is still at that epoch.
+    fn answered(
+        self: &Arc<Self>,
+        name: &str,
+        conn: ConnId,
+        epoch: u64,
+        result: Result<bridged::Answered, String>,
+    ) {
+        let mut state = self.state();
+        let mut effects = Effects::default();
+        let Some(room) = state.rooms.get_mut(name) else { return };
+        if room.bridge_epoch() != Some(epoch) || room.id_of(conn).is_none() {
+            return;
+        }
+        match result {
+            Ok(answered) => {
+                let tracks = answered
+                    .answer
+                    .tracks
+                    .iter()
+                    .map(|t| crate::protocol::TrackView {
+                        mid: t.mid.clone(),
+                        id: t.id.clone(),
+                        kind: t.kind.as_str().to_owned(),
+                    })
+                    .collect();
+                effects.out.push(crate::room::Out {
+                    to: conn,
+                    message: ServerMessage::Answer { sdp: answered.answer.sdp, epoch, tracks },
+                });
+                if answered.sources_changed && room.member_count() > 1 {
+                    room.renegotiate(&mut effects);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(room = %room_tag(name), "bridge: {e}");
+                let error = ProtocolError::new(ErrorCode::Unavailable, "the media bridge is not available");
+                effects.out.push(error_to(conn, error));
+            }
+        }
+        for out in effects.out {
+            deliver(&state, out.to, out.message);
+        }
+    }
+
+    /// Drops the bridge endpoints of members who left, or all of a room's when it left the
+    /// bridge.
+    fn prune_bridge(self: &Arc<Self>, state: &mut State, name: &str) {
+        let Some(client) = self.bridge.clone() else { return };
+        let Some(shared) = state.bridged.get(name).cloned() else { return };
+        let present = match state.rooms.get_mut(name) {
+            Some(room) if room.bridge_epoch().is_some() => room.member_ids(),
+            _ => {
+                state.bridged.remove(name);
+                Vec::new()
+            }
+        };
+        self.runtime.spawn(async move { bridged::prune(&client, &shared, &present).await });
+    }
+
+    /// Credits a second of speaking time to each bridged room's dominant speaker (called
+    /// once a second).
+    pub async fn poll_dominant_speakers(self: &Arc<Self>, elapsed_ms: u64) {
+        let Some(client) = self.bridge.clone() else { return };
+        let rooms: Vec<(String, bridged::Shared)> =
+            self.state().bridged.iter().map(|(n, s)| (n.clone(), s.clone())).collect();
+        for (name, shared) in rooms {
+            let dominant = bridged::dominant_member(&client, &shared).await;
+            let mut state = self.state();
+            if let Some(room) = state.rooms.get_mut(&name)
+                && room.bridge_epoch().is_some()
+            {
+                room.credit_dominant(dominant.as_deref(), elapsed_ms);
+            }
+        }
     }
 
     /// Delivers effects, forgets turned-away connections and re-evaluates the room's topology.
@@ -209,6 +343,11 @@ impl Hub {
             if was_bridge && room.member_count() == 2 && self.config.topology.p2p {
                 self.schedule_p2p(name.to_owned());
             }
+        }
+        if effects.topology_changed
+            && let Some(name) = room
+        {
+            self.prune_bridge(state, name);
         }
         for out in effects.out {
             deliver(state, out.to, out.message);
@@ -229,6 +368,7 @@ impl Hub {
             if let Some(room) = state.rooms.get_mut(&name) {
                 room.update_topology(hub.config.topology.p2p, true, &mut effects);
             }
+            hub.prune_bridge(&mut state, &name);
             for out in effects.out {
                 deliver(&state, out.to, out.message);
             }

@@ -5,12 +5,15 @@
 //! - [`hub`]: connections and rooms behind one lock; rate limits.
 //! - [`server`]: HTTPS, WebSocket, the embedded page ([`web`]).
 
+pub mod bridge;
+pub mod bridged;
 pub mod config;
 pub mod hub;
 pub mod names;
 pub mod protocol;
 pub mod ratelimit;
 pub mod room;
+pub mod sdp;
 pub mod secret;
 pub mod server;
 pub mod tls;

@@ -109,6 +109,14 @@ fn run(config: Config) -> i32 {
                 ticker.speakers_tick();
             }
         });
+        let poller = hub.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                interval.tick().await;
+                poller.poll_dominant_speakers(1000).await;
+            }
+        });
         tracing::info!("signaling on https://{local}/");
         tokio::select! {
             () = signaling::server::serve(listener, tls, hub) => 1,

@@ -505,6 +505,28 @@ impl Room {
         }
     }
 
+    /// Ids of the members, in join order.
+    pub fn member_ids(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.id.clone()).collect()
+    }
+
+    /// The current epoch, when the room is on the bridge.
+    pub fn bridge_epoch(&self) -> Option<u64> {
+        match self.topology {
+            Topology::Bridge { epoch } => Some(epoch),
+            _ => None,
+        }
+    }
+
+    /// Asks every member to offer again (someone's sources changed), on the bridge only.
+    pub fn renegotiate(&mut self, effects: &mut Effects) {
+        if matches!(self.topology, Topology::Bridge { .. }) {
+            self.epoch += 1;
+            self.topology = Topology::Bridge { epoch: self.epoch };
+            self.broadcast(effects, &ServerMessage::Renegotiate { epoch: self.epoch }, None);
+        }
+    }
+
     /// The member's id on connection `conn`.
     pub fn id_of(&self, conn: ConnId) -> Option<&str> {
         self.member(conn).map(|m| m.id.as_str())
