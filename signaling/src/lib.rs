@@ -8,6 +8,7 @@
 pub mod bridge;
 pub mod bridged;
 pub mod config;
+pub mod daemon;
 pub mod hub;
 pub mod names;
 pub mod protocol;

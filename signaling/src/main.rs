@@ -8,10 +8,8 @@
 //! ```
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use signaling::config::{Config, DEFAULT_TOML};
-use signaling::hub::Hub;
 
 const USAGE: &str = "usage: signaling [--config FILE | --check-config FILE | --print-default-config]";
 
@@ -72,65 +70,5 @@ fn main() {
         println!("configuration ok");
         return;
     }
-    std::process::exit(run(config));
-}
-
-fn run(config: Config) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!("runtime: {e}");
-            return 1;
-        }
-    };
-    runtime.block_on(async move {
-        let tls = match signaling::tls::server_config(&config) {
-            Ok(tls) => tls,
-            Err(e) => {
-                tracing::error!("{e}");
-                return 1;
-            }
-        };
-        let addr = config.listen_addr().expect("validated");
-        let listener = match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => listener,
-            Err(e) => {
-                tracing::error!("server.listen {addr}: {e}");
-                return 1;
-            }
-        };
-        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let hub = Hub::new(config, tokio::runtime::Handle::current());
-        let ticker = hub.clone();
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                interval.tick().await;
-                ticker.speakers_tick();
-            }
-        });
-        let poller = hub.clone();
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                interval.tick().await;
-                poller.poll_dominant_speakers(1000).await;
-            }
-        });
-        tracing::info!("signaling on https://{local}/");
-        tokio::select! {
-            () = signaling::server::serve(listener, tls, hub) => 1,
-            _ = tokio::signal::ctrl_c() => 0,
-            () = terminate() => 0,
-        }
-    })
-}
-
-async fn terminate() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut signal) => {
-            signal.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
+    std::process::exit(signaling::daemon::run(config));
 }

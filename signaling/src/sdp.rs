@@ -312,6 +312,12 @@ pub struct Answer {
 
 /// Reads a participant's offer: ICE credentials, sha-256 fingerprint, what it sends, its payload
 /// types and header extensions, and the layout of its m-sections.
+///
+/// Refuses, naming the problem, an offer that the bridge could not serve: past the limits
+/// above, without ICE credentials or sha-256 fingerprint, with `a=setup:passive`, an m-line
+/// without a mid, no audio or video m-line in use, or one in use without opus (audio) or VP8
+/// (video). Any [`Offer`] it returns can be answered by [`compose_answer`] (given a valid
+/// bridge endpoint and sources).
 pub fn parse_offer(sdp: &str) -> Result<Offer, SdpError> {
     let m_lines = check_text(sdp)?;
     let session = webrtc_sdp::parse_sdp(sdp, false).map_err(|e| parser_error(&e))?;
@@ -371,6 +377,13 @@ pub fn parse_offer(sdp: &str) -> Result<Offer, SdpError> {
             return Err(SdpError::new(format!("a=mid:{} is on more than one m-line", section.mid)));
         }
         if let (Some(kind), false) = (section.kind, section.rejected) {
+            if !section.codecs.iter().any(|c| c.payload_type.name.eq_ignore_ascii_case(kind.codec())) {
+                return Err(SdpError::new(format!(
+                    "m-line {} ({kind}) offers no {}: the bridge forwards opus audio and VP8 video",
+                    section.mid,
+                    kind.codec()
+                )));
+            }
             if section.direction.sends() {
                 for source in section_sources(&section.mid, kind, m)? {
                     if sources.iter().any(|s| s.ssrc == source.ssrc) {
@@ -396,6 +409,9 @@ pub fn parse_offer(sdp: &str) -> Result<Offer, SdpError> {
             }
         }
         media.push(section);
+    }
+    if !media.iter().any(|m| m.kind.is_some() && !m.rejected) {
+        return Err(SdpError::new("the offer has no audio or video m-line in use"));
     }
     Ok(Offer { ice_ufrag, ice_pwd, fingerprint, sources, payload_types, header_extensions, media })
 }
@@ -782,8 +798,9 @@ fn kept_payload_type(pt: &PayloadType, all: &[PayloadType]) -> bool {
 ///   left. `inactive` ones stay `inactive`.
 /// - Rejected m-lines (data channels, port 0): port 0, `inactive`, outside BUNDLE.
 ///
-/// Errors: no candidate, a malformed bridge value or source, an m-line in use that offers no
-/// opus (audio) or no VP8 (video), or no m-line in use at all.
+/// Errors: no candidate, a malformed bridge value or source; and, for an [`Offer`] not made by
+/// [`parse_offer`] (which refuses those), an m-line in use that offers no opus (audio) or no VP8
+/// (video), or no m-line in use at all.
 pub fn compose_answer(
     offer: &Offer,
     bridge: &BridgeEndpoint,

@@ -572,8 +572,9 @@
         for (const t of [pair.audio, pair.video]) if (t.direction !== direction) t.direction = direction;
       });
       // A newer epoch while our previous offer waits for its answer: that answer, if it comes,
-      // is for an old epoch; withdraw the offer and make the current one.
-      if (pc.signalingState === "have-local-offer") await pc.setLocalDescription({ type: "rollback" });
+      // is for an old epoch. The new offer simply replaces the pending one (JSEP allows
+      // have-local-offer -> have-local-offer). No rollback: rolling back the connection's first
+      // offer leaves Chromium's ICE agent dead (no checks ever; Chromium 156).
       await pc.setLocalDescription(await pc.createOffer());
       if (this.closed) return;
       this.pendingEpoch = epoch;

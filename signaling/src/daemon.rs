@@ -1,0 +1,67 @@
+//! The daemon as a whole: runtime, TLS, listener, periodic work, signals.
+
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::hub::Hub;
+
+/// Runs the daemon until SIGTERM or SIGINT; returns the process exit code.
+pub fn run(config: Config) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        let tls = match crate::tls::server_config(&config) {
+            Ok(tls) => tls,
+            Err(e) => {
+                tracing::error!("{e}");
+                return 1;
+            }
+        };
+        let addr = config.listen_addr().expect("validated");
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!("server.listen {addr}: {e}");
+                return 1;
+            }
+        };
+        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let hub = Hub::new(config, tokio::runtime::Handle::current());
+        let ticker = hub.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                interval.tick().await;
+                ticker.speakers_tick();
+            }
+        });
+        let poller = hub.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                interval.tick().await;
+                poller.poll_dominant_speakers(1000).await;
+            }
+        });
+        tracing::info!("signaling on https://{local}/");
+        tokio::select! {
+            () = crate::server::serve(listener, tls, hub) => 1,
+            _ = tokio::signal::ctrl_c() => 0,
+            () = terminate() => 0,
+        }
+    })
+}
+
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
