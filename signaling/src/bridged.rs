@@ -67,10 +67,11 @@ pub async fn answer_offer(
     let sources_changed = entry.sources != offer.sources;
     entry.sources = offer.sources.clone();
     let bridge = bridge_endpoint(&entry.endpoint)?;
-    let others: Vec<RemoteSource> = room
-        .members
+    // In join order, so each renegotiation maps the same member to the same m-lines.
+    let others: Vec<RemoteSource> = present
         .iter()
-        .filter(|(id, _)| id.as_str() != member && present.contains(id))
+        .filter(|id| id.as_str() != member)
+        .filter_map(|id| room.members.get(id).map(|m| (id, m)))
         .flat_map(|(id, m)| {
             m.sources.iter().map(move |s| RemoteSource {
                 participant: id.clone(),

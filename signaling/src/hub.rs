@@ -129,6 +129,11 @@ impl Hub {
 
     /// Handles one valid message from `conn`.
     pub fn handle(self: &Arc<Self>, conn: ConnId, message: ClientMessage) {
+        // SDP parsing takes a while for a big offer: do it before taking the lock.
+        let parsed = match &message {
+            ClientMessage::Offer { sdp, .. } => Some(crate::sdp::parse_offer(sdp)),
+            _ => None,
+        };
         let mut state = self.state();
         let Some(connection) = state.connections.get_mut(&conn) else { return };
         let greeted = connection.greeted;
@@ -202,8 +207,9 @@ impl Hub {
                         ClientMessage::Signal { to, data } => room.signal(conn, &to, data, &mut effects),
                         ClientMessage::Speaking { ms } => room.speaking(conn, ms, &mut effects),
                         ClientMessage::Media { audio, video } => room.media(conn, audio, video, &mut effects),
-                        ClientMessage::Offer { sdp, epoch } => {
-                            if let Some(error) = self.offer(room, conn, &name, &sdp, epoch) {
+                        ClientMessage::Offer { epoch, .. } => {
+                            let parsed = parsed.expect("parsed above");
+                            if let Some(error) = self.offer(room, conn, &name, parsed, epoch) {
                                 effects.out.push(error_to(conn, error));
                             }
                         }
@@ -223,7 +229,7 @@ impl Hub {
         room: &crate::room::Room,
         conn: ConnId,
         name: &str,
-        sdp: &str,
+        parsed: Result<crate::sdp::Offer, crate::sdp::SdpError>,
         epoch: u64,
     ) -> Option<ProtocolError> {
         let Some(client) = self.bridge.clone() else {
@@ -233,7 +239,7 @@ impl Hub {
         if current != epoch {
             return None;
         }
-        let offer = match crate::sdp::parse_offer(sdp) {
+        let offer = match parsed {
             Ok(offer) => offer,
             Err(e) => return Some(ProtocolError::bad(format!("offer.sdp: {e}"))),
         };

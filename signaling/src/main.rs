@@ -37,7 +37,7 @@ fn main() {
         .and_then(|l| l.parse::<tracing_subscriber::filter::LevelFilter>().ok())
         .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("warn,signaling={level}")))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("warn,webrtc_sdp=off,signaling={level}")))
         .with_target(false)
         .with_writer(|| LossyStderr)
         .init();
