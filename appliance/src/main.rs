@@ -60,7 +60,7 @@ fn main() {
     // Libraries stay at "warn": at debug they log message contents (privacy invariant 6).
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "warn,signaling={level},bridge={level},engine={level}"
+            "warn,webrtc_sdp=off,signaling={level},bridge={level},engine={level}"
         )))
         .with_target(false)
         .with_writer(|| LossyStderr)
