@@ -192,7 +192,8 @@ impl Hub {
             (_, None) => effects.out.push(error_to(conn, ProtocolError::state("join a meeting first"))),
             (message, Some(name)) => {
                 let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-                let Some(room) = state.rooms.get_mut(&name) else { return };
+                let State { rooms, bridged, .. } = &mut *state;
+                let Some(room) = rooms.get_mut(&name) else { return };
                 if room.in_lobby(conn) {
                     effects.out.push(error_to(conn, ProtocolError::state("wait until you are let in")));
                 } else {
@@ -209,7 +210,7 @@ impl Hub {
                         ClientMessage::Media { audio, video } => room.media(conn, audio, video, &mut effects),
                         ClientMessage::Offer { epoch, .. } => {
                             let parsed = parsed.expect("parsed above");
-                            if let Some(error) = self.offer(room, conn, &name, parsed, epoch) {
+                            if let Some(error) = self.offer(room, bridged, conn, &name, parsed, epoch) {
                                 effects.out.push(error_to(conn, error));
                             }
                         }
@@ -227,6 +228,7 @@ impl Hub {
     fn offer(
         self: &Arc<Self>,
         room: &crate::room::Room,
+        bridged: &mut HashMap<String, bridged::Shared>,
         conn: ConnId,
         name: &str,
         parsed: Result<crate::sdp::Offer, crate::sdp::SdpError>,
@@ -245,7 +247,8 @@ impl Hub {
         };
         let member = room.id_of(conn)?.to_owned();
         let present = room.member_ids();
-        let shared = self.bridged_room(name);
+        // (The hub's lock is held here: the entry comes from the caller's state, not a relock.)
+        let shared = bridged.entry(name.to_owned()).or_default().clone();
         let hub = self.clone();
         let name = name.to_owned();
         self.runtime.spawn(async move {
@@ -253,11 +256,6 @@ impl Hub {
             hub.answered(&name, conn, epoch, result);
         });
         None
-    }
-
-    fn bridged_room(&self, name: &str) -> bridged::Shared {
-        let mut state = self.state();
-        state.bridged.entry(name.to_owned()).or_default().clone()
     }
 
     /// An answer came back from the bridge: send it if the room is still at that epoch.

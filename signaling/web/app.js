@@ -776,12 +776,15 @@
     });
   }
 
+  // All waiters, or only `only` (its timeout), unless that one was settled already.
   function settleOutcome(only) {
-    const waiters = only ? [only] : meeting.outcomeWaiters.splice(0);
+    let waiters;
     if (only) {
       const i = meeting.outcomeWaiters.indexOf(only);
       if (i < 0) return;
-      meeting.outcomeWaiters.splice(i, 1);
+      waiters = meeting.outcomeWaiters.splice(i, 1);
+    } else {
+      waiters = meeting.outcomeWaiters.splice(0);
     }
     const snap = snapshot();
     for (const w of waiters) w.resolve(snap);
@@ -1262,7 +1265,10 @@
       case "rate_limited":
         return { title: "Too many attempts", text: "Too many tries from your network. Please wait a moment." };
       case "unavailable":
-        return { title: "The meeting cannot start now", text: "The server cannot place this meeting at the moment. Try again in a little while." };
+        return {
+          title: "The meeting cannot start now",
+          text: "The server cannot place this meeting at the moment. Try again in a little while.",
+        };
       case "version":
         return { title: "This page is out of date", text: "Reload the page to get the current version." };
       case "connection":
@@ -1802,9 +1808,11 @@
       $("speaker-list").replaceChildren(...rows.map(({ p, ms: t }) => {
         const bar = h("span", { class: "bar-fill" });
         bar.style.width = `${(100 * t) / max}%`;
+        const name = p.id === state.id ? `${displayName(p.name)} (you)` : displayName(p.name);
+        const share = total ? ` · ${Math.round((100 * t) / total)}%` : "";
         return h("li", { class: state.dominant === p.id ? "speaker dominant" : "speaker" },
-          h("span", { class: "speaker-name", text: p.id === state.id ? `${displayName(p.name)} (you)` : displayName(p.name) }),
-          h("span", { class: "speaker-time", text: `${formatDuration(t)}${total ? ` · ${Math.round((100 * t) / total)}%` : ""}` }),
+          h("span", { class: "speaker-name", text: name }),
+          h("span", { class: "speaker-time", text: `${formatDuration(t)}${share}` }),
           h("span", { class: "bar" }, bar));
       }));
     },
@@ -1864,8 +1872,13 @@
       if (s.type === "inbound-rtp") {
         const id = session.ownerOf(s);
         if (!id) return;
-        if (s.kind === "video") out.remoteVideo[id] = Math.max(out.remoteVideo[id] || 0, s.framesDecoded || 0);
-        else if (s.kind === "audio") out.remoteAudio[id] = Math.max(out.remoteAudio[id] || 0, s.totalSamplesReceived || 0);
+        // The largest counter wins if a participant's stream appears twice (an SSRC that just
+        // moved to another mid keeps its old stats entry for a moment).
+        if (s.kind === "video") {
+          out.remoteVideo[id] = Math.max(out.remoteVideo[id] || 0, s.framesDecoded || 0);
+        } else if (s.kind === "audio") {
+          out.remoteAudio[id] = Math.max(out.remoteAudio[id] || 0, s.totalSamplesReceived || 0);
+        }
       } else if (s.type === "transport" && s.srtpCipher) {
         out.srtpCipher = s.srtpCipher;
       }
