@@ -279,6 +279,9 @@ pub enum ServerMessage {
         text: String,
         at: u64,
         private: bool,
+        /// The recipient of a private message (so the sender's copy says whom it went to).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
     Speakers {
         speakers: Vec<SpeakerView>,
