@@ -379,7 +379,8 @@ impl Room {
                 let Some(recipient) = self.member_by_id(&to) else {
                     return effects.error(conn, ProtocolError::state("chat.to: nobody with that id is here"));
                 };
-                let message = ServerMessage::Chat { from, name, text, at: now_ms, private: true };
+                let message =
+                    ServerMessage::Chat { from, name, text, at: now_ms, private: true, to: Some(to.clone()) };
                 effects.send(recipient.conn, message.clone());
                 if recipient.conn != conn {
                     effects.send(conn, message);
@@ -394,7 +395,7 @@ impl Room {
                 self.chat.push(entry);
                 self.broadcast(
                     effects,
-                    &ServerMessage::Chat { from, name, text, at: now_ms, private: false },
+                    &ServerMessage::Chat { from, name, text, at: now_ms, private: false, to: None },
                     None,
                 );
             }
