@@ -16,6 +16,24 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub topology: TopologyConfig,
     pub bridge: BridgeConfig,
+    pub turn: TurnConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnConfig {
+    /// `turn:` and `turns:` URLs handed to browsers as `iceServers`. Empty: no TURN.
+    pub urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn's `static-auth-secret`).
+    pub secret: String,
+    /// How long a credential stays valid, in seconds.
+    pub ttl_s: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        Self { urls: Vec::new(), secret: String::new(), ttl_s: 24 * 3600 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -98,6 +116,12 @@ impl Config {
         }
         if config.rooms.join_burst == 0 || config.rooms.guess_burst == 0 {
             return Err("rooms.join_burst, rooms.guess_burst: at least 1".into());
+        }
+        if config.turn.urls.iter().any(|u| !(u.starts_with("turn:") || u.starts_with("turns:"))) {
+            return Err("turn.urls: each starts with turn: or turns:".into());
+        }
+        if !config.turn.urls.is_empty() && config.turn.secret.is_empty() {
+            return Err("turn.secret: needed with turn.urls".into());
         }
         if config.tls.cert.is_empty() != config.tls.key.is_empty() {
             return Err("tls.cert and tls.key: set both or neither".into());

@@ -142,7 +142,8 @@ impl Hub {
             match message {
                 ClientMessage::Hello { version: VERSION } => {
                     connection.greeted = true;
-                    let welcome = ServerMessage::Welcome { version: VERSION, ice_servers: Vec::new() };
+                    let ice_servers = crate::turn::ice_servers(&self.config.turn, SystemTime::now());
+                    let welcome = ServerMessage::Welcome { version: VERSION, ice_servers };
                     deliver(&state, conn, welcome);
                 }
                 ClientMessage::Hello { version } => {

@@ -18,4 +18,5 @@ pub mod sdp;
 pub mod secret;
 pub mod server;
 pub mod tls;
+pub mod turn;
 pub mod web;

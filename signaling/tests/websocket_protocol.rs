@@ -149,3 +149,24 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let _ = stream.read_to_end(&mut response).await;
     String::from_utf8_lossy(&response).into_owned()
 }
+
+#[tokio::test]
+async fn welcome_carries_time_limited_turn_credentials_when_configured() {
+    let daemon = Daemon::start(
+        "[turn]\nurls = [\"turn:turn.example:3478\", \"turns:turn.example:443\"]\nsecret = \"north-shared-secret\"\nttl_s = 600\n",
+        "info",
+    );
+    let mut client = Client::raw(daemon.addr).await;
+    client.send(json!({"type": "hello", "version": 1})).await;
+    let welcome = client.recv().await;
+    let server = &welcome["ice_servers"][0];
+    assert_eq!(server["urls"], json!(["turn:turn.example:3478", "turns:turn.example:443"]));
+    let username = server["username"].as_str().unwrap();
+    let expiry: u64 = username.split_once(':').unwrap().0.parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!((now + 590..=now + 610).contains(&expiry), "expires in ttl_s: {username}");
+    assert_eq!(
+        server["credential"].as_str().unwrap(),
+        signaling::turn::credential("north-shared-secret", username)
+    );
+}

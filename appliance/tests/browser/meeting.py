@@ -1,0 +1,548 @@
+#!/usr/bin/env python3
+"""Real Chromiums on the appliance's meeting page, driven through window.meetingTest.
+
+    meeting.py BASE_URL SCENARIO [SCENARIO ...]
+
+BASE_URL is the appliance's page (https://127.0.0.1:8443, self-signed certificate). Scenarios:
+
+    topology   two talk P2P, a third moves everyone to the bridge, and back to P2P when it leaves
+    lobby      password, lobby, admit/deny and chat history
+    fresh      a room emptied of its members starts over: no password, no chat, a new moderator
+
+Starts nothing but Chromium sessions (one chromedriver, at most three Chromiums, 320x240), all
+driven through chromedriver's W3C WebDriver HTTP API with the stdlib. The appliance (and its
+bridge metrics on http://127.0.0.1:9464/metrics) must already run: run.sh starts it. Prints one
+JSON line per run ({"ok": true|false, ...}); exit 0 on success, 1 on failure. A hard timeout
+(--timeout, default 150 s) bounds the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+METRICS_URL = "http://127.0.0.1:9464/metrics"
+
+# chromium_meeting.py's flags (DESIGN.md "Real clients for tests"), plus the self-signed
+# certificate of the appliance.
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-fake-device-for-media-stream=fps=15",
+    "--use-fake-ui-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--allow-loopback-in-peer-connection",
+    "--disable-dev-shm-usage",
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+    "--autoplay-policy=no-user-gesture-required",
+    "--ignore-certificate-errors",
+    "--window-size=320,240",
+]
+
+
+class HardTimeout(Exception):
+    pass
+
+
+class Failure(Exception):
+    pass
+
+
+def cipher_is_aes_gcm(reported: str | None) -> bool:
+    # Chromium 156 reports "SRTP_AEAD_AES_128_GCM"; older libwebrtc "AEAD_AES_128_GCM".
+    return reported is not None and reported.upper().removeprefix("SRTP_") == "AEAD_AES_128_GCM"
+
+
+def chromium_binary() -> str:
+    # Debian's /usr/bin/chromium is a shell wrapper that adds flags; chromedriver wants the binary.
+    for candidate in (os.environ.get("CHROMIUM_BIN"), "/usr/lib/chromium/chromium"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not found:
+        raise RuntimeError("no Chromium found (scripts/install-test-deps.sh installs the Debian package)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebDriverError(Exception):
+    pass
+
+
+class ChromeDriver:
+    """A chromedriver process (its own process group) and a minimal W3C WebDriver client."""
+
+    def __init__(self, log_path: str):
+        exe = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+        if not os.access(exe, os.X_OK):
+            raise RuntimeError("chromedriver not found (Debian package chromium-driver)")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [exe, f"--port={self.port}", "--allowed-ips=127.0.0.1"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if self.request("GET", "/status", timeout=2).get("ready"):
+                    return
+            except (WebDriverError, OSError):
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chromedriver exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("chromedriver did not become ready in 15 s")
+            time.sleep(0.1)
+
+    def request(self, method: str, path: str, body: object | None = None, timeout: float = 60) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json; charset=utf-8"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                value = json.loads(raw).get("value", {})
+                msg = f"{value.get('error')}: {value.get('message', '')[:2000]}"
+            except ValueError:
+                msg = raw[:2000].decode(errors="replace")
+            raise WebDriverError(f"{method} {path} -> {e.code} {msg}") from None
+        except urllib.error.URLError as e:
+            raise WebDriverError(f"{method} {path}: {e.reason}") from None
+        return json.loads(raw).get("value") or {}
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(5)
+        self.log.close()
+
+
+class Page:
+    """One participant: a tab of a Chromium (one WebDriver session per Chromium; a second tab of
+    the same Chromium via `tab()`, so that four participants need only three browsers)."""
+
+    def __init__(self, driver: ChromeDriver, name: str, workdir: str, session: str | None = None):
+        self.driver = driver
+        self.name = name
+        self.owner = session is None
+        if session is None:
+            profile = tempfile.mkdtemp(prefix=f"chromium-{name}-", dir=workdir)
+            args = CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]
+            caps = {
+                "capabilities": {
+                    "alwaysMatch": {
+                        "acceptInsecureCerts": True,
+                        "goog:chromeOptions": {"binary": chromium_binary(), "args": args},
+                    }
+                }
+            }
+            session = driver.request("POST", "/session", caps, timeout=60)["sessionId"]
+            self.sid = session
+            self.handle = driver.request("GET", f"/session/{session}/window", timeout=15)
+            self.post("/timeouts", {"script": 30000, "pageLoad": 30000})
+        else:
+            self.sid = session
+            self.handle = driver.request("POST", f"/session/{session}/window/new", {"type": "tab"}, timeout=15)[
+                "handle"
+            ]
+
+    def tab(self, name: str) -> "Page":
+        return Page(self.driver, name, "", session=self.sid)
+
+    def post(self, path: str, body: dict, timeout: float = 60) -> dict:
+        return self.driver.request("POST", f"/session/{self.sid}{path}", body, timeout=timeout)
+
+    def focus(self) -> None:
+        self.post("/window", {"handle": self.handle}, timeout=15)
+
+    def go(self, url: str) -> None:
+        self.focus()
+        self.post("/url", {"url": url})
+
+    def js(self, body: str, *args: object) -> object:
+        """The value of an async function body run in the page (`args` is its argument list)."""
+        self.focus()
+        script = (
+            "const done = arguments[arguments.length - 1]; const args = arguments[0];"
+            f"Promise.resolve().then(async () => {{ {body} }})"
+            ".then(r => done({ok: r === undefined ? null : r}), e => done({error: String(e && e.stack || e)}));"
+        )
+        v = self.post("/execute/async", {"script": script, "args": [list(args)]}, timeout=45)
+        if "error" in v:
+            raise Failure(f"{self.name}: script failed: {v['error']}")
+        return v["ok"]
+
+    def state(self) -> dict:
+        return self.js("return window.meetingTest.state()")
+
+    def stats(self) -> dict:
+        return self.js("return await window.meetingTest.stats()")
+
+    def act(self, call: str, *args: object) -> object:
+        return self.js(f"return await window.meetingTest.act.{call}", *args)
+
+    def start(self, call: str, *args: object) -> None:
+        """Starts an action without waiting for its outcome (joins wait for the server)."""
+        self.js(f"window.meetingTest.act.{call}.catch(() => {{}}); return null", *args)
+
+    def trace(self) -> list:
+        try:
+            return self.js("return window.meetingTest.trace()")[-20:]
+        except Exception as e:  # noqa: BLE001 - diagnostics only
+            return [f"no trace: {e}"]
+
+    def quit(self) -> None:
+        try:
+            if self.owner:
+                self.driver.request("DELETE", f"/session/{self.sid}", timeout=15)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+
+def wait_for(fn, what: str, timeout: float = 20, interval: float = 0.3):
+    end = time.monotonic() + timeout
+    last = None
+    while True:
+        last = fn()
+        if last:
+            return last
+        if time.monotonic() >= end:
+            raise Failure(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {last!r}")
+        time.sleep(interval)
+
+
+def metric(name: str) -> float | None:
+    with urllib.request.urlopen(METRICS_URL, timeout=5) as resp:
+        text = resp.read().decode()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == name:
+            return float(parts[1])
+    return None
+
+
+class Run:
+    def __init__(self, base: str, workdir: str):
+        self.base = base.rstrip("/")
+        self.workdir = workdir
+        self.driver = ChromeDriver(os.path.join(workdir, "chromedriver.log"))
+        self.pages: list[Page] = []
+        self.log: list[str] = []
+        self.t0 = time.monotonic()
+
+    def step(self, text: str) -> None:
+        line = f"{time.monotonic() - self.t0:6.1f}s {text}"
+        self.log.append(line)
+        print(line, file=sys.stderr, flush=True)
+
+    def browser(self, name: str) -> Page:
+        page = Page(self.driver, name, self.workdir)
+        self.pages.append(page)
+        return page
+
+    def tab(self, of: Page, name: str) -> Page:
+        page = of.tab(name)
+        self.pages.append(page)
+        return page
+
+    def url(self, room: str, name: str, join: bool = True) -> str:
+        return f"{self.base}/{room}?name={name}" + ("&join=1" if join else "")
+
+    def join(self, page: Page, room: str, screen: str = "meeting") -> dict:
+        page.go(self.url(room, page.name))
+        return wait_for(
+            lambda: (s := page.state())["screen"] == screen and s,
+            f"{page.name} on the {screen} screen of {room}",
+            timeout=20,
+        )
+
+    def diagnostics(self) -> dict:
+        out = {}
+        for page in self.pages:
+            try:
+                out[page.name] = {"state": page.state(), "stats": page.stats(), "trace": page.trace()}
+            except Exception as e:  # noqa: BLE001 - diagnostics only
+                out[page.name] = {"error": str(e)}
+        try:
+            out["metrics"] = {"bridge_endpoints": metric("bridge_endpoints"),
+                              "bridge_conferences": metric("bridge_conferences")}
+        except Exception as e:  # noqa: BLE001
+            out["metrics"] = str(e)
+        return out
+
+    def close(self) -> None:
+        for page in self.pages:
+            page.quit()
+        self.driver.close()
+
+
+# ------------------------------------------------------------------------------ scenarios
+
+
+def decodes(page: Page, others: list[Page], mode: str, ids: dict) -> dict | None:
+    s = page.stats()
+    if s["mode"] != mode:
+        return None
+    if not all(s["remoteVideo"].get(ids[o.name], 0) > 0 for o in others):
+        return None
+    return s
+
+
+def topology(run: Run) -> dict:
+    room = "topology-room"
+    a, b, c = run.browser("A"), run.browser("B"), run.browser("C")
+    ids = {}
+    result = {}
+
+    run.join(a, room)
+    run.join(b, room)
+    for p in (a, b):
+        ids[p.name] = p.state()["id"]
+    run.step(f"A and B joined {room}: {ids}")
+    for p, o in ((a, b), (b, a)):
+        s = wait_for(lambda: decodes(p, [o], "p2p", ids), f"{p.name} decoding {o.name} in p2p mode", timeout=25, interval=1)
+        run.step(f"{p.name} decodes {o.name} in p2p: {s['remoteVideo']}")
+    endpoints = metric("bridge_endpoints")
+    if endpoints != 0:
+        raise Failure(f"two members in p2p mode, but the bridge reports bridge_endpoints {endpoints}")
+    result["p2p"] = {"bridge_endpoints": endpoints}
+
+    run.join(c, room)
+    ids["C"] = c.state()["id"]
+    run.step(f"C joined: {ids['C']}")
+    group = [a, b, c]
+    for p in group:
+        others = [o for o in group if o is not p]
+        s = wait_for(lambda: decodes(p, others, "bridge", ids), f"{p.name} decoding {[o.name for o in others]} in bridge mode",
+                     timeout=30, interval=1)
+        if not cipher_is_aes_gcm(s["srtpCipher"]):
+            raise Failure(f"{p.name}: srtpCipher {s['srtpCipher']!r}, wanted AEAD_AES_128_GCM")
+        run.step(f"{p.name} decodes {[o.name for o in others]} through the bridge: {s['remoteVideo']} {s['srtpCipher']}")
+        result[f"bridge_{p.name}"] = {"remoteVideo": s["remoteVideo"], "srtpCipher": s["srtpCipher"]}
+    endpoints = metric("bridge_endpoints")
+    result["bridge_endpoints_with_three"] = endpoints
+
+    c.act("leave()")
+    run.step("C left")
+    wait_for(lambda: a.state()["mode"] == "p2p" and b.state()["mode"] == "p2p", "A and B back in p2p mode", timeout=15)
+    time.sleep(2)
+    for p, o in ((a, b), (b, a)):
+        first = wait_for(lambda: decodes(p, [o], "p2p", ids), f"{p.name} decoding {o.name} again in p2p mode",
+                         timeout=25, interval=1)["remoteVideo"][ids[o.name]]
+        time.sleep(1.5)
+        s = p.stats()
+        second = s["remoteVideo"].get(ids[o.name], 0)
+        if s["mode"] != "p2p" or second <= first:
+            raise Failure(f"{p.name}: framesDecoded from {o.name} not increasing in p2p mode after C left: {first} -> {second} ({s})")
+        run.step(f"{p.name} decodes {o.name} in p2p again: {first} -> {second}")
+        result[f"p2p_again_{p.name}"] = [first, second]
+    endpoints = wait_for(lambda: (m := metric("bridge_endpoints")) == 0 and "0", "bridge_endpoints 0 after C left", timeout=10)
+    result["bridge_endpoints_after"] = int(endpoints)
+    return result
+
+
+def lobby(run: Run) -> dict:
+    room = "lobby-room"
+    a, b, c = run.browser("A"), run.browser("B"), run.browser("C")
+    result = {}
+
+    sa = run.join(a, room)
+    if not sa["isModerator"]:
+        raise Failure(f"A, first in the room, is not moderator: {sa}")
+    r = a.act("sendChat('hello')")
+    if not r.get("ok"):
+        raise Failure(f"A cannot send a chat: {r}")
+    wait_for(lambda: any(m["text"] == "hello" for m in a.state()["chat"]), "A's own chat 'hello' echoed")
+    r = a.act("setPassword('tea')")
+    if not r.get("ok"):
+        raise Failure(f"A cannot set a password: {r}")
+    wait_for(lambda: a.state()["password"], "A seeing the password set")
+    run.step("A joined, chatted, set a password")
+
+    b.go(run.url(room, "B", join=False))
+    wait_for(lambda: b.state()["screen"] == "prejoin", "B on the prejoin screen")
+    b.start("join(args[0])", {"name": "B", "password": "coffee"})
+    sb = wait_for(lambda: (s := b.state())["screen"] == "password" and s, "B on the password screen after a wrong password")
+    run.step(f"B, wrong password: screen password, lastError {sb['lastError']}")
+    b.start("retryPassword('tea')")
+    wait_for(lambda: b.state()["screen"] == "meeting", "B in the meeting with the right password")
+    run.step("B, right password: meeting")
+
+    a.act("setLobby(true)")
+    a.act("setPassword(null)")
+    wait_for(lambda: (s := a.state())["lobby"] and not s["password"], "A seeing lobby on, password off")
+    wait_for(lambda: (s := b.state())["lobby"] and not s["password"], "B seeing lobby on, password off")
+    run.step("lobby on, password cleared")
+
+    run.join(c, room, screen="lobby")
+    knock = wait_for(lambda: a.state()["knocking"], "C knocking at A")
+    c_id = knock[0]["id"]
+    r = a.act("deny(args[0])", c_id)
+    if not r.get("ok"):
+        raise Failure(f"A cannot deny: {r}")
+    wait_for(lambda: c.state()["screen"] == "denied", "C on the denied screen")
+    wait_for(lambda: a.state()["knocking"] == [] and "empty", "A's knock list empty after denying C")
+    run.step("C knocked and was denied")
+
+    d = run.tab(c, "D")  # a second tab of C's Chromium: three browsers at most
+    run.join(d, room, screen="lobby")
+    knock = wait_for(lambda: a.state()["knocking"], "D knocking at A")
+    r = a.act("admit(args[0])", knock[0]["id"])
+    if not r.get("ok"):
+        raise Failure(f"A cannot admit: {r}")
+    sd = wait_for(lambda: (s := d.state())["screen"] == "meeting" and s, "D in the meeting after admission")
+    run.step("D knocked and was admitted")
+    history = [m["text"] for m in sd["chat"]]
+    if "hello" not in history:
+        late = wait_for(lambda: d.state()["chat"], "D's chat history", timeout=5)
+        history = [m["text"] for m in late]
+    if "hello" not in history:
+        raise Failure(f"D (late joiner) did not get the chat history: {history}")
+    result["d_history"] = history
+
+    r = b.act("sendChat('from b')")
+    if not r.get("ok"):
+        raise Failure(f"B cannot send a chat: {r}")
+    for p in (a, d):
+        wait_for(lambda: any(m["text"] == "from b" for m in p.state()["chat"]), f"B's chat at {p.name}")
+    time.sleep(1)
+    sc = c.state()
+    if any(m["text"] == "from b" for m in sc["chat"]) or sc["screen"] != "denied":
+        raise Failure(f"C (denied) got B's chat or left the denied screen: {sc}")
+    run.step("B's chat reached A and D, not C")
+    result["a_chat"] = [m["text"] for m in a.state()["chat"]]
+    return result
+
+
+def fresh(run: Run) -> dict:
+    room = "fresh-room"
+    a, b = run.browser("A"), run.browser("B")
+    sa = run.join(a, room)
+    if not sa["isModerator"]:
+        raise Failure(f"A, first in the room, is not moderator: {sa}")
+    for call in ("setPassword('tea')", "sendChat('before')"):
+        r = a.act(call)
+        if not r.get("ok"):
+            raise Failure(f"A: {call} -> {r}")
+    wait_for(lambda: (s := a.state())["password"] and any(m["text"] == "before" for m in s["chat"]),
+             "A seeing the password and its chat")
+    run.step("A joined, set a password, chatted")
+    a.act("leave()")
+    wait_for(lambda: a.state()["screen"] != "meeting", "A out of the meeting")
+    run.step(f"A left: screen {a.state()['screen']}")
+
+    b.go(run.url(room, "B"))
+    sb = wait_for(lambda: (s := b.state())["screen"] in ("meeting", "password", "lobby", "error", "denied") and s,
+                  "B out of the connecting screen")
+    if sb["screen"] != "meeting":
+        raise Failure(f"B joining the emptied room without a password got screen {sb['screen']!r}: {sb}")
+    time.sleep(1)
+    sb = b.state()
+    problems = []
+    if sb["chat"]:
+        problems.append(f"chat not empty: {sb['chat']}")
+    if sb["password"]:
+        problems.append("password still set")
+    if not sb["isModerator"] or sb["moderator"] != sb["id"]:
+        problems.append(f"B is not moderator (moderator {sb['moderator']}, B {sb['id']})")
+    if problems:
+        raise Failure("the emptied room did not start fresh: " + "; ".join(problems))
+    run.step("B joined a fresh room: no chat, no password, moderator")
+    return {"b": {"screen": sb["screen"], "chat": sb["chat"], "password": sb["password"], "isModerator": sb["isModerator"]}}
+
+
+SCENARIOS = {"topology": topology, "lobby": lobby, "fresh": fresh}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("base", help="the page's base URL, e.g. https://127.0.0.1:8443")
+    parser.add_argument("scenarios", nargs="+", choices=sorted(SCENARIOS))
+    parser.add_argument("--timeout", type=float, default=150, help="hard limit of the whole run (s)")
+    args = parser.parse_args()
+
+    def hard_timeout(_sig, _frame) -> None:
+        raise HardTimeout(f"hard timeout of {args.timeout:.0f} s")
+
+    signal.signal(signal.SIGALRM, hard_timeout)
+    signal.setitimer(signal.ITIMER_REAL, args.timeout)
+
+    workdir = tempfile.mkdtemp(prefix="appliance-browsers-")
+    report: dict = {"ok": False, "scenarios": {}}
+    run = None
+    status = 1
+    try:
+        for name in args.scenarios:
+            run = Run(args.base, workdir)
+            t0 = time.monotonic()
+            try:
+                detail = SCENARIOS[name](run)
+            except (Failure, HardTimeout, WebDriverError, RuntimeError, OSError, KeyError, TypeError) as e:
+                report["scenarios"][name] = {"ok": False, "error": f"{type(e).__name__}: {e}", "steps": run.log}
+                try:
+                    signal.setitimer(signal.ITIMER_REAL, 20)  # room for the diagnostics
+                    report["scenarios"][name]["diagnostics"] = run.diagnostics()
+                except Exception as d:  # noqa: BLE001
+                    report["scenarios"][name]["diagnostics"] = f"unavailable: {d}"
+                raise Failure(f"scenario {name} failed: {e}") from None
+            finally:
+                run.close()
+                run = None
+            report["scenarios"][name] = {"ok": True, "seconds": round(time.monotonic() - t0, 1), **detail}
+        report["ok"] = True
+        status = 0
+    except (Failure, HardTimeout) as e:
+        report["error"] = str(e)
+        print(f"meeting.py: FAILED: {e}", file=sys.stderr)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if run is not None:
+            run.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(report), flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
