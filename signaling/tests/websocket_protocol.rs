@@ -170,3 +170,28 @@ async fn welcome_carries_time_limited_turn_credentials_when_configured() {
         signaling::turn::credential("north-shared-secret", username)
     );
 }
+
+#[tokio::test]
+async fn speaking_time_reported_in_p2p_reaches_every_member() {
+    let daemon = Daemon::start("", "info");
+    let mut ada = Client::connect(daemon.addr).await;
+    let ada_id = ada.join("chatty-rooms", "Ada", None).await["id"].as_str().unwrap().to_owned();
+    let mut bob = Client::connect(daemon.addr).await;
+    bob.join("chatty-rooms", "Bob", None).await;
+    ada.until("mode").await;
+    bob.until("mode").await;
+    ada.send(json!({"type": "speaking", "ms": 1500})).await;
+    ada.send(json!({"type": "speaking", "ms": 700})).await;
+    // Statistics go out every 2 s while they change.
+    let speakers = bob.until("speakers").await;
+    let entry = speakers["speakers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == ada_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["ms"], 2200, "{speakers}");
+    ada.send(json!({"type": "speaking", "ms": 20_000})).await;
+    assert_eq!(ada.until("error").await["code"], "bad_message", "at most 10 s per report");
+}
