@@ -360,6 +360,33 @@ impl MediaWorker {
         }
     }
 
+    /// The first steps of SRTP and SRTCP alike: the sender must be a known address with keys,
+    /// and the packet must authenticate. Decrypts in place and returns the sender's index; a
+    /// failure is counted and dropped.
+    fn decrypt(
+        &mut self,
+        snapshot: &Snapshot,
+        from: SocketAddr,
+        packet: &mut Datagram<'_>,
+        unprotect: fn(&mut Context, &mut [u8]) -> Result<usize, crate::media::srtp::SrtpError>,
+        out: &mut Output<'_>,
+    ) -> Option<usize> {
+        let Some(&index) = snapshot.by_address.get(&from) else {
+            self.reject(MediaDrop::UnknownAddress, DropReason::NoRoute, out);
+            return None;
+        };
+        let Some(inbound) = self.locals[index].inbound.as_mut() else {
+            self.reject(MediaDrop::NotReady, DropReason::Rejected, out);
+            return None;
+        };
+        let Ok(plain) = unprotect(inbound, &mut packet[..]) else {
+            self.reject(MediaDrop::SrtpRejected, DropReason::Rejected, out);
+            return None;
+        };
+        packet.truncate(plain);
+        Some(index)
+    }
+
     fn on_rtp(
         &mut self,
         now: Instant,
@@ -368,16 +395,7 @@ impl MediaWorker {
         packet: &mut Datagram<'_>,
         out: &mut Output<'_>,
     ) {
-        let Some(&index) = snapshot.by_address.get(&from) else {
-            return self.reject(MediaDrop::UnknownAddress, DropReason::NoRoute, out);
-        };
-        let Some(inbound) = self.locals[index].inbound.as_mut() else {
-            return self.reject(MediaDrop::NotReady, DropReason::Rejected, out);
-        };
-        let Ok(plain) = inbound.unprotect_rtp(&mut packet[..]) else {
-            return self.reject(MediaDrop::SrtpRejected, DropReason::Rejected, out);
-        };
-        packet.truncate(plain);
+        let Some(index) = self.decrypt(snapshot, from, packet, Context::unprotect_rtp, out) else { return };
         let Ok(header) = RtpHeader::parse(&packet[..]) else {
             return self.reject(MediaDrop::SrtpRejected, DropReason::Rejected, out);
         };
@@ -432,16 +450,7 @@ impl MediaWorker {
         packet: &mut Datagram<'_>,
         out: &mut Output<'_>,
     ) {
-        let Some(&index) = snapshot.by_address.get(&from) else {
-            return self.reject(MediaDrop::UnknownAddress, DropReason::NoRoute, out);
-        };
-        let Some(inbound) = self.locals[index].inbound.as_mut() else {
-            return self.reject(MediaDrop::NotReady, DropReason::Rejected, out);
-        };
-        let Ok(plain) = inbound.unprotect_rtcp(&mut packet[..]) else {
-            return self.reject(MediaDrop::SrtpRejected, DropReason::Rejected, out);
-        };
-        packet.truncate(plain);
+        let Some(index) = self.decrypt(snapshot, from, packet, Context::unprotect_rtcp, out) else { return };
         let view = &snapshot.endpoints[index];
         let arrived_us = self.registry.micros_since_epoch(now);
         // Terminated here: nothing of it is forwarded as it is.
