@@ -31,6 +31,9 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../scripts"))
+from webdriver import ChromeDriver, WebDriverError, chromium_binary, free_port  # noqa: E402
+
 METRICS_URL = "http://127.0.0.1:9464/metrics"
 
 # chromium_meeting.py's flags (DESIGN.md "Real clients for tests"), plus the self-signed
@@ -68,94 +71,6 @@ class Failure(Exception):
 def cipher_is_aes_gcm(reported: str | None) -> bool:
     # Chromium 156 reports "SRTP_AEAD_AES_128_GCM"; older libwebrtc "AEAD_AES_128_GCM".
     return reported is not None and reported.upper().removeprefix("SRTP_") == "AEAD_AES_128_GCM"
-
-
-def chromium_binary() -> str:
-    # Debian's /usr/bin/chromium is a shell wrapper that adds flags; chromedriver wants the binary.
-    for candidate in (os.environ.get("CHROMIUM_BIN"), "/usr/lib/chromium/chromium"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if not found:
-        raise RuntimeError("no Chromium found (scripts/install-test-deps.sh installs the Debian package)")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class WebDriverError(Exception):
-    pass
-
-
-class ChromeDriver:
-    """A chromedriver process (its own process group) and a minimal W3C WebDriver client."""
-
-    def __init__(self, log_path: str):
-        exe = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-        if not os.access(exe, os.X_OK):
-            raise RuntimeError("chromedriver not found (Debian package chromium-driver)")
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(
-            [exe, f"--port={self.port}", "--allowed-ips=127.0.0.1"],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if self.request("GET", "/status", timeout=2).get("ready"):
-                    return
-            except (WebDriverError, OSError):
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chromedriver exited with {self.proc.returncode}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("chromedriver did not become ready in 15 s")
-            time.sleep(0.1)
-
-    def request(self, method: str, path: str, body: object | None = None, timeout: float = 60) -> dict:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.base + path, data=data, method=method, headers={"Content-Type": "application/json; charset=utf-8"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            try:
-                value = json.loads(raw).get("value", {})
-                msg = f"{value.get('error')}: {value.get('message', '')[:2000]}"
-            except ValueError:
-                msg = raw[:2000].decode(errors="replace")
-            raise WebDriverError(f"{method} {path} -> {e.code} {msg}") from None
-        except urllib.error.URLError as e:
-            raise WebDriverError(f"{method} {path}: {e.reason}") from None
-        return json.loads(raw).get("value") or {}
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(5)
-        self.log.close()
 
 
 class Page:
