@@ -34,6 +34,16 @@ pub enum MediaKind {
     Video,
 }
 
+impl MediaKind {
+    /// The RTP clock of WebRTC's codecs of this kind (opus 48 kHz, video 90 kHz).
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            MediaKind::Audio => 48_000,
+            MediaKind::Video => 90_000,
+        }
+    }
+}
+
 /// An SSRC the participant sends.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -410,8 +410,11 @@ impl MediaWorker {
         }
         let arrival_us = self.registry.micros_since_epoch(now);
         let local = &mut self.locals[index];
-        let clock_rate = if source.kind == MediaKind::Audio { 48_000 } else { 90_000 };
-        local.stats(header.ssrc, clock_rate).record(header.sequence, header.timestamp, arrival_us);
+        local.stats(header.ssrc, source.kind.clock_rate()).record(
+            header.sequence,
+            header.timestamp,
+            arrival_us,
+        );
         match source.kind {
             MediaKind::Audio => {
                 let level = view.audio_level_id.and_then(|id| header.extension(id)).and_then(audio_level);
@@ -671,7 +674,7 @@ fn forwarded_sender_info(
     let arrived_us = cell.arrived_us.load(Ordering::Relaxed);
     let source = sender.source(ssrc).filter(|_| arrived_us != 0)?;
     let elapsed_us = now_us.saturating_sub(arrived_us);
-    let clock_rate: u64 = if source.kind == MediaKind::Audio { 48_000 } else { 90_000 };
+    let clock_rate = u64::from(source.kind.clock_rate());
     let rtp_ts =
         cell.rtp_timestamp.load(Ordering::Relaxed).wrapping_add((elapsed_us * clock_rate / 1_000_000) as u32);
     let ntp =
