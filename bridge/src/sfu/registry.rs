@@ -25,7 +25,6 @@ use super::endpoint::{
 use super::ids::{ConferenceId, EndpointId};
 use super::speaker::SpeakerSelector;
 use crate::media::dtls::{Certificate, Fingerprint, SrtpKeys};
-use crate::media::ice::CONSENT_TIMEOUT;
 use crate::media::srtp::Profile;
 
 /// Limits the control API enforces.
@@ -470,9 +469,6 @@ impl Registry {
         if empty { None } else { Some(Duration::from_millis(250)) }
     }
 }
-
-/// The consent timeout, re-exported for the API docs and tests.
-pub const ENDPOINT_CONSENT_TIMEOUT: Duration = CONSENT_TIMEOUT;
 
 fn find_endpoint(
     state: &State,
