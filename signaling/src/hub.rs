@@ -206,7 +206,9 @@ impl Hub {
                         ClientMessage::SetLobby { enabled } => room.set_lobby(conn, enabled, &mut effects),
                         ClientMessage::Admit { id } => room.admit_or_deny(conn, &id, true, &mut effects),
                         ClientMessage::Deny { id } => room.admit_or_deny(conn, &id, false, &mut effects),
-                        ClientMessage::Signal { to, data } => room.signal(conn, &to, data, &mut effects),
+                        ClientMessage::Signal { to, data, epoch } => {
+                            room.signal(conn, &to, data, epoch, &mut effects)
+                        }
                         ClientMessage::Speaking { ms } => room.speaking(conn, ms, &mut effects),
                         ClientMessage::Media { audio, video } => room.media(conn, audio, video, &mut effects),
                         ClientMessage::Offer { epoch, .. } => {

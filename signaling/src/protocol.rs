@@ -51,6 +51,7 @@ pub enum ClientMessage {
     Signal {
         to: String,
         data: Value,
+        epoch: u64,
     },
     Offer {
         sdp: String,
@@ -175,7 +176,7 @@ fn validate(message: &ClientMessage) -> Result<(), ProtocolError> {
             check_len("set_password.password", password, MAX_PASSWORD)?;
         }
         ClientMessage::Admit { id } | ClientMessage::Deny { id } => check_id("id", id)?,
-        ClientMessage::Signal { to, data } => {
+        ClientMessage::Signal { to, data, .. } => {
             check_id("signal.to", to)?;
             let known = data.as_object().is_some_and(|o| {
                 o.len() == 1 && (o.get("sdp").is_some_and(Value::is_object) || o.contains_key("candidate"))
@@ -298,6 +299,7 @@ pub enum ServerMessage {
     Signal {
         from: String,
         data: Value,
+        epoch: u64,
     },
     Answer {
         sdp: String,
@@ -342,7 +344,7 @@ mod tests {
             (r#"{"type":"explode"}"#, "unknown variant `explode`"),
             (r#"{"type":"chat","text":"   "}"#, "chat.text"),
             (r#"{"type":"chat","text":"hi","to":"bob"}"#, "chat.to"),
-            (r#"{"type":"signal","to":"0123456789abcdef","data":{"evil":1}}"#, "signal.data"),
+            (r#"{"type":"signal","to":"0123456789abcdef","data":{"evil":1},"epoch":1}"#, "signal.data"),
             (r#"{"type":"speaking","ms":99999}"#, "speaking.ms"),
             (r#"{"type":"join","room":"abc","email":"not an address"}"#, "join.email"),
             (r#"[1,2,3]"#, "invalid type"),

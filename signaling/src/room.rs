@@ -403,17 +403,24 @@ impl Room {
     }
 
     /// Relays a P2P signal to the member's peer, and only while the room is in P2P mode.
-    pub fn signal(&self, conn: ConnId, to: &str, data: Value, effects: &mut Effects) {
+    ///
+    /// A signal of an earlier P2P epoch is dropped without an error: it is a normal race (the
+    /// peer sent it before it read the topology change), and relayed it would reach the next
+    /// P2P connection between the same two members, which could not apply it.
+    pub fn signal(&self, conn: ConnId, to: &str, data: Value, epoch: u64, effects: &mut Effects) {
         let Some(sender) = self.member(conn) else {
             return effects.error(conn, ProtocolError::state("join first"));
         };
-        if !matches!(self.topology, Topology::P2p { .. }) {
+        let Topology::P2p { epoch: current } = self.topology else {
             return effects.error(conn, ProtocolError::state("signal: the meeting is not peer to peer"));
+        };
+        if epoch != current {
+            return;
         }
         let Some(peer) = self.member_by_id(to).filter(|p| p.conn != conn) else {
             return effects.error(conn, ProtocolError::state("signal.to: not your peer"));
         };
-        effects.send(peer.conn, ServerMessage::Signal { from: sender.id.clone(), data });
+        effects.send(peer.conn, ServerMessage::Signal { from: sender.id.clone(), data, epoch });
     }
 
     pub fn media(&mut self, conn: ConnId, audio: bool, video: bool, effects: &mut Effects) {

@@ -445,7 +445,7 @@
     send(data) {
       if (this.closed) return;
       note(`p2p send ${data.sdp ? data.sdp.type : "candidate"}`);
-      this.sendSignal({ type: "signal", to: this.peer, data });
+      this.sendSignal({ type: "signal", to: this.peer, data, epoch: this.epoch });
     }
 
     sendSdp() {
@@ -688,7 +688,6 @@
     signalBuffer: [],
     meter: null,
     speakingTimer: null,
-    pendingPrivate: [], // recipients of our private messages, until the server echoes them
     connectTimer: null,
     leaveTimer: null,
     outcomeWaiters: [],
@@ -959,7 +958,6 @@
       case "chat": {
         const c = sanitizeChat(msg, msg.private === true);
         if (!c) return;
-        if (c.private) c.to = c.from === state.id ? meeting.pendingPrivate.shift() || null : state.id;
         state.chat.push(c);
         if (state.panel !== "chat" && c.from !== state.id) state.unread++;
         break;
@@ -999,7 +997,8 @@
       text: c.text,
       at: Number.isFinite(c.at) ? c.at : Date.now(),
       private: isPrivate,
-      to: null,
+      // The recipient of a private message (the server names it in both copies).
+      to: isPrivate && isId(c.to) ? c.to : null,
     };
   }
 
@@ -1066,7 +1065,7 @@
       },
       onChange: changed,
     });
-    const early = meeting.signalBuffer.filter((s) => s.from === peer);
+    const early = meeting.signalBuffer.filter((s) => s.from === peer && s.epoch === epoch);
     meeting.signalBuffer = [];
     for (const s of early) meeting.p2p.handle(s.data);
     startSpeakingReports();
@@ -1091,12 +1090,17 @@
     session.offer(epoch, () => others().length);
   }
 
+  // A signal belongs to the P2P connection of its epoch. One for a later epoch arrived before
+  // our own `mode` (the peer read it first): keep it until that connection starts. One for an
+  // earlier epoch is for a connection that has ended (the server drops those, but it cannot
+  // see what crossed on the wire) and would confuse the current one.
   function onSignal(msg) {
-    if (!isId(msg.from) || !isObject(msg.data)) return;
-    if (meeting.p2p && meeting.p2p.peer === msg.from) {
-      meeting.p2p.handle(msg.data);
-    } else if (meeting.signalBuffer.length < 500) {
-      meeting.signalBuffer.push({ from: msg.from, data: msg.data });
+    if (!isId(msg.from) || !isObject(msg.data) || !Number.isFinite(msg.epoch)) return;
+    const p2p = meeting.p2p;
+    if (p2p && p2p.peer === msg.from && p2p.epoch === msg.epoch) {
+      p2p.handle(msg.data);
+    } else if (msg.epoch > (state.epoch ?? 0) && meeting.signalBuffer.length < 500) {
+      meeting.signalBuffer.push({ from: msg.from, epoch: msg.epoch, data: msg.data });
     }
   }
 
@@ -1132,7 +1136,6 @@
     });
     state.remote = new Map();
     meeting.signalBuffer = [];
-    meeting.pendingPrivate = [];
   }
 
   // Everything about the meeting leaves memory and the page with it.
@@ -1218,7 +1221,6 @@
       msg.to = to;
     }
     if (!send(msg)) return { ok: false, error: "not connected" };
-    if (msg.to) meeting.pendingPrivate.push(msg.to);
     return { ok: true };
   }
 

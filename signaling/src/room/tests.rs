@@ -209,16 +209,25 @@ fn signals_go_only_to_the_peer_and_only_in_p2p() {
     let bob = joined_id(&e, 2);
     let data = serde_json::json!({"candidate": {"candidate": "x"}});
     let mut effects = Effects::default();
-    room(&mut rooms).signal(1, &bob, data.clone(), &mut effects);
+    room(&mut rooms).signal(1, &bob, data.clone(), 0, &mut effects);
     assert!(
         matches!(to(&effects, 1)[0], ServerMessage::Error { code: ErrorCode::BadState, .. }),
         "not P2P yet"
     );
-    room(&mut rooms).update_topology(true, true, &mut Effects::default());
     let mut effects = Effects::default();
-    room(&mut rooms).signal(1, &bob, data.clone(), &mut effects);
-    assert_eq!(to(&effects, 2), vec![&ServerMessage::Signal { from: ada.clone(), data: data.clone() }]);
+    room(&mut rooms).update_topology(true, true, &mut effects);
+    let ServerMessage::Mode { epoch, .. } = to(&effects, 1)[0] else { panic!("no mode: {effects:?}") };
+    let epoch = *epoch;
     let mut effects = Effects::default();
-    room(&mut rooms).signal(1, &ada, data, &mut effects);
+    room(&mut rooms).signal(1, &bob, data.clone(), epoch, &mut effects);
+    assert_eq!(
+        to(&effects, 2),
+        vec![&ServerMessage::Signal { from: ada.clone(), data: data.clone(), epoch }]
+    );
+    let mut effects = Effects::default();
+    room(&mut rooms).signal(1, &ada, data.clone(), epoch, &mut effects);
     assert!(matches!(to(&effects, 1)[0], ServerMessage::Error { .. }), "not to oneself");
+    let mut effects = Effects::default();
+    room(&mut rooms).signal(1, &bob, data, epoch - 1, &mut effects);
+    assert!(effects.out.is_empty(), "a signal of an earlier epoch is dropped quietly: {effects:?}");
 }
