@@ -244,6 +244,37 @@ def decodes(page: Page, others: list[Page], mode: str, ids: dict) -> dict | None
     return s
 
 
+def speaking_total(page: Page) -> tuple[str | None, int, str | None]:
+    s = page.state()
+    return s["mode"], sum(x["ms"] for x in s["speakers"]), s["dominant"]
+
+
+def bridge_speaking_time(run: Run, group: list[Page], ids: dict) -> dict:
+    """In bridge mode speaking time comes from the bridge's dominant speaker, which it picks
+    from the audio levels in the packets it forwards (Chromium's fake microphone beeps). The
+    pages stop their own `speaking` reports in bridge mode, so time that accrues now is the
+    bridge's: the total must grow, a member must be dominant, and every page must see it."""
+    a = group[0]
+    time.sleep(3)  # a P2P report still in flight when the mode changed has arrived by now
+    mode, before, _ = speaking_total(a)
+    if mode != "bridge":
+        raise Failure(f"A left bridge mode before the speaker check: {mode}")
+
+    def grown():
+        mode, total, dominant = speaking_total(a)
+        if mode != "bridge":
+            raise Failure(f"A left bridge mode during the speaker check: {mode}")
+        return (total, dominant) if total >= before + 2000 and dominant in ids.values() else None
+
+    total, dominant = wait_for(grown, "speaking time from the bridge's dominant speaker", timeout=20, interval=0.5)
+    time.sleep(2.5)  # one more `speakers` round reaches every page
+    views = {p.name: speaking_total(p) for p in group}
+    if any(t < before + 2000 or d not in ids.values() for _, t, d in views.values()):
+        raise Failure(f"not every page sees the bridge's speaking time (before {before} ms): {views}")
+    run.step(f"speaking time through the bridge: {before} -> {total} ms, dominant {dominant}; pages {views}")
+    return {"before_ms": before, "after_ms": total, "dominant": dominant}
+
+
 def topology(run: Run) -> dict:
     room = "topology-room"
     a, b, c = run.browser("A"), run.browser("B"), run.browser("C")
@@ -277,6 +308,7 @@ def topology(run: Run) -> dict:
         result[f"bridge_{p.name}"] = {"remoteVideo": s["remoteVideo"], "srtpCipher": s["srtpCipher"]}
     endpoints = metric("bridge_endpoints")
     result["bridge_endpoints_with_three"] = endpoints
+    result["bridge_speakers"] = bridge_speaking_time(run, group, ids)
 
     c.act("leave()")
     run.step("C left")
