@@ -642,10 +642,10 @@
     return t.currentDirection === "stopped" || t.direction === "stopped";
   }
 
-  // The bridge forwards packets unchanged, so every receiver must decode what every sender
-  // sends with the same payload type: offer Opus and VP8 (+ its RTX) only. It also keeps the
-  // offer small: with every codec Chromium offers, a video m-section is several KB and a large
-  // meeting would exceed the 64 KiB frame limit.
+  // The bridge forwards the sender's encoded frames (it renumbers payload types, it does not
+  // transcode), so everyone must send a codec every receiver decodes: Opus and VP8 (+ its RTX)
+  // only. It also keeps the offer small: with every codec Chromium offers, a video m-section is
+  // several KB and a large meeting would exceed the 64 KiB frame limit.
   function preferBridgeCodecs(transceiver, kind) {
     if (!transceiver.setCodecPreferences || !window.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities) return;
     const caps = RTCRtpReceiver.getCapabilities(kind);

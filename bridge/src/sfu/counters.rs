@@ -27,10 +27,12 @@ pub enum MediaDrop {
     UnknownProtocol,
     /// NACK or keyframe-request mailbox full.
     MailboxFull,
+    /// A copy not sent: its receiver negotiated no payload type for the packet's codec.
+    CodecNotNegotiated,
 }
 
 impl MediaDrop {
-    pub const ALL: [MediaDrop; 10] = [
+    pub const ALL: [MediaDrop; 11] = [
         Self::UnknownAddress,
         Self::StunRejected,
         Self::StunUnauthorized,
@@ -41,6 +43,7 @@ impl MediaDrop {
         Self::RtcpMalformed,
         Self::UnknownProtocol,
         Self::MailboxFull,
+        Self::CodecNotNegotiated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl MediaDrop {
             Self::RtcpMalformed => "rtcp_malformed",
             Self::UnknownProtocol => "unknown_protocol",
             Self::MailboxFull => "mailbox_full",
+            Self::CodecNotNegotiated => "codec_not_negotiated",
         }
     }
 }

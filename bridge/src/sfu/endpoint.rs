@@ -18,6 +18,7 @@ use crossbeam_queue::ArrayQueue;
 use super::ids::{ConferenceId, EndpointId, random_token};
 use crate::media::dtls::{DtlsServer, Fingerprint, SrtpKeys};
 use crate::media::ice::IceLite;
+use crate::media::rtp::renumber::Numbering;
 
 /// Most SSRCs one endpoint may send (audio, video, RTX, simulcast layers).
 pub const MAX_SOURCES: usize = 32;
@@ -134,6 +135,9 @@ pub struct EndpointControl {
     pub dtls_status: DtlsStatus,
     /// Set once DTLS completes; shared with every worker through the snapshot.
     pub keys: Option<Arc<SrtpKeys>>,
+    /// How the participant numbers codecs and extensions (from `signaled`), to renumber what
+    /// others send it.
+    pub numbering: Arc<Numbering>,
 }
 
 impl EndpointControl {
@@ -261,6 +265,7 @@ impl Endpoint {
                 dtls: None,
                 dtls_status: DtlsStatus::New,
                 keys: None,
+                numbering: Arc::default(),
             }),
             media: MediaCells::default(),
         }

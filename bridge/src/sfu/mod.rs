@@ -6,6 +6,7 @@ pub mod endpoint;
 pub mod ids;
 pub mod registry;
 pub mod speaker;
+pub mod vocabulary;
 pub mod worker;
 
 pub use registry::{ApiError, Registry};

@@ -24,7 +24,9 @@ use super::endpoint::{
 };
 use super::ids::{ConferenceId, EndpointId};
 use super::speaker::SpeakerSelector;
+use super::vocabulary::Vocabulary;
 use crate::media::dtls::{Certificate, Fingerprint, SrtpKeys};
+use crate::media::rtp::renumber::Numbering;
 use crate::media::srtp::Profile;
 
 /// Limits the control API enforces.
@@ -77,8 +79,8 @@ pub struct EndpointView {
     pub keys: Option<Arc<SrtpKeys>>,
     pub sources: Vec<Source>,
     pub audio_level_id: Option<u8>,
-    /// (media payload type, RTX payload type) pairs the endpoint negotiated.
-    pub rtx_payload_types: Vec<(u8, u8)>,
+    /// How the endpoint numbers codecs and extensions; equal numberings are one `Arc`.
+    pub numbering: Arc<Numbering>,
     /// Other endpoints of the same conference that can receive media now.
     pub peers: Vec<usize>,
 }
@@ -105,6 +107,7 @@ struct Conference {
 struct State {
     conferences: HashMap<ConferenceId, Conference>,
     endpoints: HashMap<EndpointId, Arc<Endpoint>>,
+    vocabulary: Vocabulary,
 }
 
 /// The endpoint as the API reports it.
@@ -258,19 +261,13 @@ impl Registry {
                 snapshot.by_ufrag.insert(endpoint.local_ufrag.clone(), index);
                 snapshot.by_id.insert(endpoint.id, index);
                 let signaled = &control.signaled;
-                let rtx_payload_types = signaled
-                    .payload_types
-                    .iter()
-                    .filter(|p| p.name.eq_ignore_ascii_case("rtx"))
-                    .filter_map(|p| p.apt.map(|apt| (apt, p.pt)))
-                    .collect();
                 snapshot.endpoints.push(EndpointView {
                     shared: endpoint.clone(),
                     address: if control.ice.is_expired() { None } else { control.ice.selected() },
                     keys: control.keys.clone(),
                     sources: signaled.sources.clone(),
                     audio_level_id: signaled.audio_level_id(),
-                    rtx_payload_types,
+                    numbering: control.numbering.clone(),
                     peers: Vec::new(),
                 });
                 conference_of.push(*conference_id);
@@ -369,8 +366,8 @@ impl Registry {
         id: EndpointId,
         update: EndpointUpdate,
     ) -> Result<EndpointStatus, ApiError> {
-        let state = self.state();
-        let endpoint = find_endpoint(&state, conference, id)?;
+        let mut state = self.state();
+        let endpoint = find_endpoint(&state, conference, id)?.clone();
         let fingerprint = match &update.dtls {
             Some(dtls) => Some(parse_dtls(dtls)?),
             None => None,
@@ -399,6 +396,7 @@ impl Registry {
             if let Some(sources) = update.sources {
                 control.signaled.sources = sources;
             }
+            let renumbered = update.payload_types.is_some() || update.header_extensions.is_some();
             if let Some(payload_types) = update.payload_types {
                 control.signaled.payload_types = payload_types;
             }
@@ -408,9 +406,15 @@ impl Registry {
                 }
                 control.signaled.header_extensions = extensions;
             }
+            if renumbered {
+                let signaled = &control.signaled;
+                let numbering =
+                    state.vocabulary.numbering(&signaled.payload_types, &signaled.header_extensions);
+                control.numbering = numbering;
+            }
         }
         self.publish_locked(&state);
-        Ok(endpoint_status(endpoint))
+        Ok(endpoint_status(&endpoint))
     }
 
     pub fn delete_endpoint(&self, conference: ConferenceId, id: EndpointId) -> Result<(), ApiError> {
@@ -437,7 +441,7 @@ impl Registry {
     pub fn tick(&self, now: Instant) {
         let mut state = self.state();
         let mut changed = false;
-        let State { conferences, endpoints } = &mut *state;
+        let State { conferences, endpoints, .. } = &mut *state;
         conferences.retain(|_, c| {
             !c.endpoints.is_empty()
                 || now.saturating_duration_since(c.created) < self.limits.empty_conference_timeout

@@ -24,6 +24,7 @@ use crate::media::demux::{Protocol, classify};
 use crate::media::dtls::{DtlsServer, DtlsState, SrtpKeys};
 use crate::media::history::{PacketHistory, write_rtx};
 use crate::media::rtcp::{Compound, Packet, ReportBlock, SenderInfo, Writer};
+use crate::media::rtp::renumber::{self, Numbering, Unrenumberable};
 use crate::media::rtp::{RtpHeader, audio_level};
 use crate::media::srtp::Context;
 use crate::media::stats::ReceiveStats;
@@ -430,12 +431,16 @@ impl MediaWorker {
         }
         let mut forwarded = 0;
         for &peer in &view.peers {
-            let Some(to) = snapshot.endpoints[peer].address else { continue };
+            let receiver = &snapshot.endpoints[peer];
+            let Some(to) = receiver.address else { continue };
             let Some(context) = self.locals[peer].outbound.as_mut() else { continue };
-            if send_rtp(context, to, &packet[..], out) {
-                forwarded += 1;
-            } else {
-                out.drop_packet(DropReason::Rejected);
+            // One browser family numbers alike: the same `Arc`, nothing to rewrite.
+            let renumber = (!Arc::ptr_eq(&view.numbering, &receiver.numbering))
+                .then(|| (&*view.numbering, &*receiver.numbering));
+            match send_rtp(context, to, &packet[..], renumber, out) {
+                Ok(()) => forwarded += 1,
+                Err(Unrenumberable::CodecNotNegotiated) => self.counters.count(MediaDrop::CodecNotNegotiated),
+                Err(Unrenumberable::NotRtp) => out.drop_packet(DropReason::Rejected),
             }
         }
         self.counters.add(MediaEvent::RtpForwarded, forwarded);
@@ -564,11 +569,10 @@ impl MediaWorker {
                 self.counters.add(MediaEvent::NacksMissed, 1);
                 continue;
             };
+            let (from, to_numbering) = (&*view.numbering, &*snapshot.endpoints[receiver].numbering);
             let rtx = view.source(request.ssrc).and_then(|s| s.rtx_ssrc).and_then(|rtx_ssrc| {
                 let pt = original.get(1).map(|b| b & 0x7f)?;
-                let rtx_pt =
-                    view.rtx_payload_types.iter().find(|(apt, _)| *apt == pt).map(|(_, rtx)| *rtx)?;
-                Some((rtx_pt, rtx_ssrc))
+                Some((renumber::rtx_payload_type(pt, from, to_numbering)?, rtx_ssrc))
             });
             let rtx = rtx.map(|(pt, ssrc)| (pt, ssrc, receiver_local.next_rtx_sequence(ssrc)));
             let Some(context) = receiver_local.outbound.as_mut() else { continue };
@@ -580,11 +584,17 @@ impl MediaWorker {
                     buf.truncate(0);
                     return;
                 }
+                // The history holds the sender's numbering; the receiver gets its own.
                 let len = match rtx {
-                    Some((pt, ssrc, seq)) => write_rtx(original, pt, ssrc, seq, &mut buf[..]).ok(),
+                    Some((pt, ssrc, seq)) => {
+                        write_rtx(original, pt, ssrc, seq, &mut buf[..]).ok().filter(|&len| {
+                            renumber::renumber_extensions(&mut buf[..len], from, to_numbering).is_ok()
+                        })
+                    }
                     None => {
                         buf[..original.len()].copy_from_slice(original);
-                        Some(original.len())
+                        let len = original.len();
+                        renumber::renumber(&mut buf[..len], from, to_numbering).is_ok().then_some(len)
                     }
                 };
                 match len.and_then(|len| context.protect_rtp(&mut buf[..], len).ok()) {
@@ -705,20 +715,34 @@ fn pair_mut<T>(items: &mut [T], shared: usize, mutable: usize) -> (&T, &mut T) {
     }
 }
 
-/// Encrypts a copy of the RTP packet `plain` for one receiver and queues it. False if it could
-/// not be protected (no room, too many streams).
-fn send_rtp(context: &mut Context, to: SocketAddr, plain: &[u8], out: &mut Output<'_>) -> bool {
-    let mut ok = false;
+/// Encrypts a copy of the RTP packet `plain` for one receiver, renumbered from the sender's
+/// numbering into the receiver's when they differ, and queues it. An error if the receiver
+/// cannot take it, or it could not be protected (no room, too many streams: `NotRtp`).
+fn send_rtp(
+    context: &mut Context,
+    to: SocketAddr,
+    plain: &[u8],
+    renumber: Option<(&Numbering, &Numbering)>,
+    out: &mut Output<'_>,
+) -> Result<(), Unrenumberable> {
+    let mut result = Err(Unrenumberable::NotRtp);
     out.send(Destination::here(to), |buf| {
         let overhead = context.profile().overhead();
         let fits = buf.extend_from_slice(plain).is_ok() && buf.extend_zeroed(overhead).is_ok();
-        if fits && context.protect_rtp(&mut buf[..], plain.len()).is_ok() {
-            ok = true;
-        } else {
+        let renumbered = match renumber {
+            Some((from, to)) if fits => renumber::renumber(&mut buf[..plain.len()], from, to),
+            _ => Ok(()),
+        };
+        result = match renumbered {
+            Ok(()) if fits && context.protect_rtp(&mut buf[..], plain.len()).is_ok() => Ok(()),
+            Ok(()) => Err(Unrenumberable::NotRtp),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
             buf.truncate(0); // an empty packet is not sent
         }
     });
-    ok
+    result
 }
 
 /// Writes an RTCP compound with `write`, protects it and queues it to `to`.

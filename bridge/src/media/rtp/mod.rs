@@ -18,6 +18,7 @@
 //! ```
 
 mod extension;
+pub mod renumber;
 
 pub use extension::{Extensions, audio_level};
 
