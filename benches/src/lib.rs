@@ -20,6 +20,7 @@ pub mod cpu;
 pub mod drops;
 pub mod kernel;
 pub mod load;
+pub mod loadgen;
 pub mod mmsg;
 pub mod perf;
 pub mod scenario;

@@ -103,6 +103,7 @@ mod tests {
     fn embedded_defaults_parse() {
         let config = BridgeConfig::parse(DEFAULT_TOML).unwrap();
         assert_eq!(config.engine, EngineConfig::default());
+        assert_eq!(config.relay.drop_every, 0, "fault injection is off unless asked for");
     }
 
     #[test]
@@ -118,6 +119,7 @@ mod tests {
             ("[relay]\nroutes = [{ from = \"127.0.0.1:1\", to = [] }]\n", "relay.routes[0].to"),
             ("[relay]\nroutes = [{ from = \"127.0.0.1:1\", too = [] }]\n", "too"),
             ("[relya]\n", "relya"),
+            ("[relay]\ndrop_every = -1\n", "drop_every"),
         ];
         for (text, key) in cases {
             let error = BridgeConfig::parse(text).unwrap_err();

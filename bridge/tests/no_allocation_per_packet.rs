@@ -55,7 +55,8 @@ fn steady_state_allocations(backend: BackendChoice) -> u64 {
         to: sinks.iter().map(|s| s.local_addr().unwrap()).collect(),
     };
     // Spread: one copy is sent locally, the other crosses to the other worker.
-    let relay_config = RelayConfig { routes: vec![route], send_from: SendFrom::Spread };
+    let relay_config =
+        RelayConfig { routes: vec![route], send_from: SendFrom::Spread, ..RelayConfig::default() };
     let config = EngineConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         workers: 2,

@@ -45,7 +45,7 @@ fn run(case: Case) {
             to: dests.iter().map(|&d| sinks[d].addr).collect(),
         })
         .collect();
-    let relay_config = RelayConfig { routes, send_from: case.send_from };
+    let relay_config = RelayConfig { routes, send_from: case.send_from, ..RelayConfig::default() };
     relay_config.validate().unwrap();
     let config = EngineConfig {
         listen: case.listen.parse().unwrap(),

@@ -1,0 +1,306 @@
+//! `loadgen`: simulated meetings against a running bridge, with the real protocols.
+//!
+//! P participants in M conferences ([`layout`]) each join ([`join`]: the bridge's control
+//! API for now), open ICE, DTLS and SRTP to the bridge ([`connect`]), then send audio (50
+//! packets/s with the RFC 6464 audio level) and video (frame bursts, [`schedule`]) stamped
+//! with sender, stream, sequence number and send time ([`wire`]), and measure what the
+//! bridge forwards to them ([`stats`], [`histogram`]). In relay mode ([`relay_routes`]) they
+//! send plain RTP through the bridge's static relay instead, with no signaling and no crypto.
+//!
+//! The drive loop:
+//!
+//! ```text
+//! setup, participant by participant (blocking, each step with a deadline):
+//!     join -> bind + connect a UDP socket -> ICE check -> DTLS handshake -> SRTP contexts
+//! run: W worker threads, each owning P/W participants, until plan.stop_ns:
+//!     epoll_wait(sockets + 1 ms timerfd)
+//!       tick     -> each participant queues what is due -> one sendmmsg per participant
+//!       readable -> recvmmsg -> SRTP unprotect -> stamp -> per-stream stats + latency
+//!     senders stop at plan.send_end_ns; receivers drain until plan.stop_ns
+//! main thread: a progress line every second; afterwards, leave and build the Report
+//! ```
+//!
+//! Loss counts, per stream, the packets the sender numbered (all of them sent before the
+//! end of sending) that never arrived by the end of the drain.
+
+pub mod batch;
+pub mod clock;
+pub mod connect;
+pub mod histogram;
+pub mod http;
+pub mod ice;
+pub mod identity;
+pub mod join;
+pub mod layout;
+pub mod participant;
+pub mod poller;
+pub mod report;
+pub mod schedule;
+pub mod stats;
+pub mod wire;
+pub mod worker;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use self::connect::ProfileChoice;
+use self::identity::Identity;
+use self::join::{ControlApi, Join, Offer};
+use self::layout::Layout;
+use self::participant::{Participant, Plan};
+use self::report::{Collected, Report};
+use self::schedule::{AUDIO_INTERVAL_NS, VideoPattern};
+use self::worker::{Live, Worker};
+use crate::mmsg;
+
+/// Kernel buffers of every participant socket: a keyframe burst to many receivers must never
+/// overflow our own socket, so loss is the bridge's.
+const SOCKET_BUFFER: usize = 4 << 20;
+/// How far after setup the media starts, so every worker begins on the same schedule.
+const START_DELAY: Duration = Duration::from_millis(20);
+
+/// Where the participants send, and how they get there.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// The SFU, joined through its control API (bridge/API.md): ICE, DTLS, SRTP.
+    ControlApi {
+        api: SocketAddr,
+        secret: String,
+        /// Instead of the candidate the bridge announces.
+        media: Option<SocketAddr>,
+        profiles: ProfileChoice,
+        handshake_timeout: Duration,
+    },
+    /// A bridge in relay mode: plain RTP from `127.0.0.1:base_port + i` for participant i,
+    /// routed as [`relay_routes`] says.
+    Relay { relay: SocketAddr, base_port: u16 },
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub participants: usize,
+    pub conferences: usize,
+    /// How long participants send.
+    pub duration: Duration,
+    /// How long they keep receiving afterwards.
+    pub drain: Duration,
+    pub video: VideoPattern,
+    pub audio_level_id: u8,
+    /// Media threads.
+    pub threads: usize,
+    pub target: Target,
+}
+
+impl Config {
+    /// The settings as the JSON result echoes them (no secret).
+    pub fn to_json(&self) -> Value {
+        let target = match &self.target {
+            Target::ControlApi { api, media, profiles, .. } => {
+                json!({"mode": "sfu", "api": api.to_string(), "media": media.map(|m| m.to_string()),
+                       "profiles": format!("{profiles:?}")})
+            }
+            Target::Relay { relay, base_port } => {
+                json!({"mode": "relay", "relay": relay.to_string(), "base_port": base_port})
+            }
+        };
+        json!({
+            "participants": self.participants,
+            "conferences": self.conferences,
+            "duration_s": self.duration.as_secs_f64(),
+            "drain_s": self.drain.as_secs_f64(),
+            "audio_pps": schedule::AUDIO_PPS,
+            "video_pps": self.video.pps,
+            "fps": self.video.fps,
+            "gop_frames": self.video.gop_frames,
+            "keyframe_weight": self.video.keyframe_weight,
+            "threads": self.threads,
+            "target": target,
+        })
+    }
+}
+
+/// The live figures the progress line shows.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub sent: u64,
+    pub received: u64,
+    /// Missing packets so far (gaps below what arrived).
+    pub gaps: u64,
+}
+
+/// The `[relay]` table that routes every participant's packets to the other members of its
+/// conference, participant i sending from `127.0.0.1:base_port + i`. Participants alone in
+/// their conference get no route (the relay drops their packets as unrouted).
+pub fn relay_routes(participants: usize, conferences: usize, base_port: u16, drop_every: u32) -> String {
+    let layout = Layout::round_robin(participants, conferences);
+    let addr = |p: u32| format!("\"127.0.0.1:{}\"", u32::from(base_port) + p);
+    let mut routes = Vec::new();
+    for p in 0..participants {
+        let to: Vec<String> = layout
+            .members(layout.conference(p))
+            .iter()
+            .filter(|&&m| m as usize != p)
+            .map(|&m| addr(m))
+            .collect();
+        if !to.is_empty() {
+            routes.push(format!("  {{ from = {}, to = [{}] }},", addr(p as u32), to.join(", ")));
+        }
+    }
+    format!("[relay]\ndrop_every = {drop_every}\nroutes = [\n{}\n]\n", routes.join("\n"))
+}
+
+/// Runs one load test: setup, `duration` of media, the drain, teardown. `progress` is called
+/// about once a second while media runs.
+pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Report, String> {
+    if config.participants == 0 || config.threads == 0 {
+        return Err("need at least one participant and one thread".into());
+    }
+    let layout = Arc::new(Layout::round_robin(config.participants, config.conferences));
+    let (mut participants, mut join) = setup(config, &layout)?;
+
+    // Deal participants out to the workers round robin, so each has a mix of conferences.
+    let mut shares: Vec<Vec<Participant>> = (0..config.threads).map(|_| Vec::new()).collect();
+    for (i, participant) in participants.drain(..).enumerate() {
+        shares[i % config.threads].push(participant);
+    }
+    let start_ns = clock::now_ns() + START_DELAY.as_nanos() as u64;
+    let send_end_ns = start_ns + config.duration.as_nanos() as u64;
+    let plan = Plan { start_ns, send_end_ns, stop_ns: send_end_ns + config.drain.as_nanos() as u64 };
+    let mut threads = Vec::new();
+    let mut lives = Vec::new();
+    for (w, share) in shares.into_iter().enumerate().filter(|(_, s)| !s.is_empty()) {
+        let live = Arc::new(Live::default());
+        let worker = Worker::new(share, layout.clone(), config.video, plan, live.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("loadgen-{w}"))
+            .spawn(move || worker.run())
+            .map_err(|e| format!("worker thread: {e}"))?;
+        threads.push(thread);
+        lives.push(live);
+    }
+
+    let started = Instant::now();
+    let mut next_report = started + Duration::from_secs(1);
+    while !lives.iter().all(|l| l.done.load(Ordering::Acquire)) {
+        std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() >= next_report {
+            next_report += Duration::from_secs(1);
+            progress(&Progress {
+                elapsed: started.elapsed(),
+                sent: lives.iter().map(|l| l.sent.load(Ordering::Relaxed)).sum(),
+                received: lives.iter().map(|l| l.received.load(Ordering::Relaxed)).sum(),
+                gaps: lives.iter().map(|l| l.gaps.load(Ordering::Relaxed)).sum(),
+            });
+        }
+    }
+
+    let mut collected = Collected {
+        participants: Vec::with_capacity(config.participants),
+        latency: Default::default(),
+        packets_out: 0,
+        packets_in: 0,
+        send_failed: 0,
+    };
+    for thread in threads {
+        let outcome =
+            thread.join().map_err(|_| "a worker thread panicked")?.map_err(|e| format!("worker: {e}"))?;
+        collected.participants.extend(outcome.participants);
+        for (mine, theirs) in collected.latency.iter_mut().zip(&outcome.latency) {
+            mine.merge(theirs);
+        }
+        collected.packets_out += outcome.sent.sent;
+        collected.packets_in += outcome.received;
+        collected.send_failed += outcome.sent.failed;
+    }
+    collected.participants.sort_by_key(|p| p.index);
+    if let Some(join) = &mut join {
+        // Best effort: the bridge expires what we leave behind anyway.
+        if let Err(e) = join.leave_all() {
+            eprintln!("loadgen: leaving: {e}");
+        }
+    }
+    Ok(Report::build(config.to_json(), config.duration, &layout, &collected))
+}
+
+/// Every participant, in index order, and the join to leave through at the end (none in
+/// relay mode).
+type Joined = (Vec<Participant>, Option<Box<dyn Join>>);
+
+/// Creates and connects every participant.
+fn setup(config: &Config, layout: &Layout) -> Result<Joined, String> {
+    let count = config.participants;
+    let frame_ns = 1_000_000_000 / u64::from(config.video.fps.max(1));
+    let phases =
+        |i: usize| (schedule::phase_ns(i, count, AUDIO_INTERVAL_NS), schedule::phase_ns(i, count, frame_ns));
+    let mut participants = Vec::with_capacity(count);
+    match &config.target {
+        Target::Relay { relay, base_port } => {
+            for i in 0..count {
+                let port = u16::try_from(usize::from(*base_port) + i).map_err(|_| "--base-port too high")?;
+                let local = SocketAddr::from(([127, 0, 0, 1], port));
+                let socket =
+                    mmsg::udp_socket(local, SOCKET_BUFFER).map_err(|e| format!("bind {local}: {e}"))?;
+                socket.connect(relay).map_err(|e| format!("connect {relay}: {e}"))?;
+                socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+                let participant =
+                    Participant::new(i as u32, layout, socket, None, None, config.audio_level_id, phases(i));
+                participants.push(participant);
+            }
+            Ok((participants, None))
+        }
+        Target::ControlApi { api, secret, media, profiles, handshake_timeout } => {
+            let mut join: Box<dyn Join> = Box::new(ControlApi::new(*api, secret.clone(), *media));
+            for i in 0..count {
+                let participant =
+                    connect_participant(config, layout, join.as_mut(), i, *profiles, *handshake_timeout)
+                        .map_err(|e| format!("participant {i}: {e}"))?;
+                participants.push(Participant::new(
+                    i as u32,
+                    layout,
+                    participant.0,
+                    Some(participant.1),
+                    Some(participant.2),
+                    config.audio_level_id,
+                    phases(i),
+                ));
+            }
+            Ok((participants, Some(join)))
+        }
+    }
+}
+
+/// Join, ICE, DTLS, SRTP for participant `i`: its connected socket, SRTP state and checks.
+fn connect_participant(
+    config: &Config,
+    layout: &Layout,
+    join: &mut dyn Join,
+    i: usize,
+    profiles: ProfileChoice,
+    timeout: Duration,
+) -> Result<(UdpSocket, connect::Secured, ice::Checks), String> {
+    let identity = Identity::generate().map_err(|e| format!("certificate: {e}"))?;
+    let conference = layout.conference(i);
+    let offer = Offer {
+        participant: i as u32,
+        conference,
+        ice_ufrag: &identity.ufrag,
+        ice_pwd: &identity.pwd,
+        fingerprint: &identity.fingerprint,
+        audio_level_id: config.audio_level_id,
+    };
+    let answer = join.join(&offer)?;
+    let any = SocketAddr::from(([0, 0, 0, 0], 0));
+    let socket = mmsg::udp_socket(any, SOCKET_BUFFER).map_err(|e| format!("bind: {e}"))?;
+    socket.connect(answer.media).map_err(|e| format!("connect {}: {e}", answer.media))?;
+    let mut checks = ice::Checks::new(&answer.ice_ufrag, &answer.ice_pwd, &identity.ufrag, i as u32);
+    // Two SSRCs per member, and the bridge's own for RTCP, with room to spare.
+    let streams = 2 * layout.members(conference).len() + 16;
+    let secured = connect::connect(&socket, &mut checks, &identity, profiles, streams, timeout)?;
+    socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Ok((socket, secured, checks))
+}

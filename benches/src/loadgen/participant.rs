@@ -1,0 +1,305 @@
+//! One simulated participant: its socket, its SRTP state, what it sends when, and what it
+//! has received from each other member of its conference.
+
+use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, RawFd};
+
+use bridge::media::srtp::{Context, SrtpError};
+
+use super::batch::{SendBatch, Sent};
+use super::connect::Secured;
+use super::histogram::Histogram;
+use super::ice::{CONSENT_INTERVAL_NS, Checks};
+use super::layout::Layout;
+use super::schedule::{AUDIO_INTERVAL_NS, MAX_LAG_NS, VideoPattern};
+use super::stats::{Arrival, StreamStats};
+use super::wire::{self, RtpFields, Stamp, StreamKind};
+
+/// Timing shared by every participant of a run, in CLOCK_MONOTONIC nanoseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub start_ns: u64,
+    /// Nothing is sent from here on.
+    pub send_end_ns: u64,
+    /// Receiving stops here: `send_end_ns` plus the drain.
+    pub stop_ns: u64,
+}
+
+/// One outgoing stream's counters.
+#[derive(Clone, Copy, Debug, Default)]
+struct Outgoing {
+    /// Packets (audio) or frames (video) scheduled so far, sent or skipped.
+    next: u64,
+    /// The payload sequence number of the next packet = packets sent so far.
+    seq: u32,
+    rtp_seq: u16,
+}
+
+/// Datagrams a participant received that are not media from its conference.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unexpected {
+    /// Media from a participant outside this one's conference, or from itself.
+    pub misrouted: u64,
+    /// RTP without a valid loadgen stamp.
+    pub malformed: u64,
+    /// SRTP or SRTCP that did not authenticate (replays are counted as duplicates instead).
+    pub srtp_failed: u64,
+    /// RTCP (the bridge's reports; not measured).
+    pub rtcp: u64,
+    /// STUN (answers to our consent checks).
+    pub stun: u64,
+    /// DTLS and anything else.
+    pub other: u64,
+}
+
+#[derive(Debug)]
+pub struct Participant {
+    pub index: u32,
+    conference: usize,
+    socket: UdpSocket,
+    /// `None` in relay mode: plain RTP.
+    srtp: Option<Secured>,
+    /// Consent checks (SFU mode only).
+    checks: Option<Checks>,
+    next_consent_ns: u64,
+    audio_level_id: u8,
+    audio_level: u8,
+    /// Offsets into the audio and frame periods, so participants do not send in lockstep.
+    audio_phase_ns: u64,
+    video_phase_ns: u64,
+    outgoing: [Outgoing; 2],
+    /// Per member of the conference (by slot), per kind: `[slot * 2 + kind]`.
+    incoming: Box<[StreamStats]>,
+    pub unexpected: Unexpected,
+}
+
+impl Participant {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: u32,
+        layout: &Layout,
+        socket: UdpSocket,
+        srtp: Option<Secured>,
+        checks: Option<Checks>,
+        audio_level_id: u8,
+        phases_ns: (u64, u64),
+    ) -> Self {
+        let conference = layout.conference(index as usize);
+        let members = layout.members(conference).len();
+        Self {
+            index,
+            conference,
+            socket,
+            srtp,
+            checks,
+            next_consent_ns: 0,
+            audio_level_id,
+            // Different levels per participant (RFC 6464: -dBov, 0 loudest), so the bridge's
+            // dominant-speaker logic has something to decide.
+            audio_level: 20 + (index % 50) as u8,
+            audio_phase_ns: phases_ns.0,
+            video_phase_ns: phases_ns.1,
+            outgoing: [Outgoing::default(); 2],
+            incoming: vec![StreamStats::default(); 2 * members].into_boxed_slice(),
+            unexpected: Unexpected::default(),
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    pub fn profile(&self) -> Option<bridge::media::srtp::Profile> {
+        self.srtp.as_ref().map(|s| s.profile)
+    }
+
+    /// Packets this participant sent on stream `kind`.
+    pub fn sent(&self, kind: StreamKind) -> u64 {
+        u64::from(self.outgoing[kind.index()].seq)
+    }
+
+    /// What this participant received from the member in `slot` on stream `kind`.
+    pub fn incoming(&self, slot: usize, kind: StreamKind) -> &StreamStats {
+        &self.incoming[slot * 2 + kind.index()]
+    }
+
+    /// Missing packets so far, over every stream it receives (the live loss estimate).
+    pub fn gaps(&self) -> u64 {
+        self.incoming.iter().map(|s| s.seq.gaps()).sum()
+    }
+
+    /// Queues everything due by `now_ns` into `batch`: audio packets, video frames, a
+    /// consent check.
+    pub fn send_due(
+        &mut self,
+        now_ns: u64,
+        plan: &Plan,
+        video: &VideoPattern,
+        batch: &mut SendBatch,
+        sent: &mut Sent,
+    ) {
+        if now_ns >= plan.send_end_ns || now_ns < plan.start_ns {
+            return;
+        }
+        let elapsed = now_ns - plan.start_ns;
+        let fd = self.socket.as_raw_fd();
+        let mut outbound = self.srtp.as_mut().map(|s| &mut s.outbound);
+
+        if let Some(checks) = self.checks.as_mut().filter(|_| now_ns >= self.next_consent_ns) {
+            self.next_consent_ns = now_ns + CONSENT_INTERVAL_NS;
+            batch.push(fd, sent, |buf| checks.write(buf).ok());
+        }
+
+        let audio = &mut self.outgoing[StreamKind::Audio.index()];
+        if let Some(since) = elapsed.checked_sub(self.audio_phase_ns) {
+            let due = since / AUDIO_INTERVAL_NS + 1;
+            if (due - audio.next) * AUDIO_INTERVAL_NS > MAX_LAG_NS {
+                audio.next = due - 1;
+            }
+            while audio.next < due {
+                let rtp = RtpFields {
+                    ssrc: wire::ssrc(self.index, StreamKind::Audio),
+                    sequence: audio.rtp_seq,
+                    timestamp: (audio.next * 960) as u32,
+                    marker: false,
+                };
+                let stamp =
+                    Stamp { kind: StreamKind::Audio, sender: self.index, seq: audio.seq, sent_ns: now_ns };
+                let (id, level) = (self.audio_level_id, self.audio_level);
+                push_rtp(batch, fd, outbound.as_deref_mut(), sent, |buf| {
+                    wire::write_audio(buf, rtp, id, level, &stamp)
+                });
+                audio.next += 1;
+                audio.seq += 1;
+                audio.rtp_seq = audio.rtp_seq.wrapping_add(1);
+            }
+        }
+
+        let stream = &mut self.outgoing[StreamKind::Video.index()];
+        if let Some(since) = elapsed.checked_sub(self.video_phase_ns) {
+            if since.saturating_sub(video.frame_time_ns(stream.next)) > MAX_LAG_NS {
+                // Skip to the frame due now.
+                while video.frame_time_ns(stream.next + 1) <= since {
+                    stream.next += 1;
+                }
+            }
+            while video.frame_time_ns(stream.next) <= since {
+                let frame = stream.next;
+                let packets = video.packets_in_frame(frame);
+                for i in 0..packets {
+                    let rtp = RtpFields {
+                        ssrc: wire::ssrc(self.index, StreamKind::Video),
+                        sequence: stream.rtp_seq,
+                        timestamp: video.rtp_timestamp(frame),
+                        marker: i + 1 == packets,
+                    };
+                    let stamp = Stamp {
+                        kind: StreamKind::Video,
+                        sender: self.index,
+                        seq: stream.seq,
+                        sent_ns: now_ns,
+                    };
+                    push_rtp(batch, fd, outbound.as_deref_mut(), sent, |buf| {
+                        wire::write_video(buf, rtp, &stamp)
+                    });
+                    stream.seq += 1;
+                    stream.rtp_seq = stream.rtp_seq.wrapping_add(1);
+                }
+                stream.next += 1;
+            }
+        }
+    }
+
+    /// Handles one datagram received at `now_ns`. `scratch` is where SRTP decrypts.
+    pub fn receive(
+        &mut self,
+        datagram: &[u8],
+        now_ns: u64,
+        layout: &Layout,
+        scratch: &mut [u8],
+        latency: &mut [Histogram; 2],
+    ) {
+        let (Some(&first), Some(&second)) = (datagram.first(), datagram.get(1)) else {
+            self.unexpected.other += 1;
+            return;
+        };
+        // RFC 7983 demultiplexing by the first byte; RTCP by the second (RFC 5761).
+        match first {
+            0..=3 => self.unexpected.stun += 1,
+            128..=191 if (192..=223).contains(&second) => match &mut self.srtp {
+                Some(srtp) => {
+                    let packet = &mut scratch[..datagram.len()];
+                    packet.copy_from_slice(datagram);
+                    match srtp.inbound.unprotect_rtcp(packet) {
+                        Ok(_) => self.unexpected.rtcp += 1,
+                        Err(_) => self.unexpected.srtp_failed += 1,
+                    }
+                }
+                None => self.unexpected.rtcp += 1,
+            },
+            128..=191 => match &mut self.srtp {
+                Some(srtp) => {
+                    let packet = &mut scratch[..datagram.len()];
+                    packet.copy_from_slice(datagram);
+                    match srtp.inbound.unprotect_rtp(packet) {
+                        Ok(len) => self.record(&scratch[..len], now_ns, layout, latency),
+                        Err(SrtpError::Replayed) => self.record_replay(datagram, layout),
+                        Err(_) => self.unexpected.srtp_failed += 1,
+                    }
+                }
+                None => self.record(datagram, now_ns, layout, latency),
+            },
+            _ => self.unexpected.other += 1,
+        }
+    }
+
+    fn record(&mut self, packet: &[u8], now_ns: u64, layout: &Layout, latency: &mut [Histogram; 2]) {
+        let Ok(stamp) = wire::read(packet) else {
+            self.unexpected.malformed += 1;
+            return;
+        };
+        let sender = stamp.sender as usize;
+        if !layout.forwards(sender, self.index as usize) {
+            self.unexpected.misrouted += 1;
+            return;
+        }
+        let one_way = now_ns.saturating_sub(stamp.sent_ns);
+        let stream = &mut self.incoming[layout.slot(sender) * 2 + stamp.kind.index()];
+        if stream.record(stamp.seq, one_way) != Arrival::Duplicate {
+            latency[stamp.kind.index()].record(one_way);
+        }
+    }
+
+    /// A packet SRTP refused as already received: a duplicate, attributed by its SSRC (the
+    /// RTP header is in the clear).
+    fn record_replay(&mut self, datagram: &[u8], layout: &Layout) {
+        let ssrc = datagram.get(8..12).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        match ssrc.and_then(wire::sender_of_ssrc) {
+            Some((sender, kind)) if layout.forwards(sender as usize, self.index as usize) => {
+                self.incoming[layout.slot(sender as usize) * 2 + kind.index()].replays += 1;
+            }
+            _ => self.unexpected.srtp_failed += 1,
+        }
+    }
+
+    pub fn conference(&self) -> usize {
+        self.conference
+    }
+}
+
+/// Queues one RTP packet written by `write`, protected with `outbound` when given.
+fn push_rtp(
+    batch: &mut SendBatch,
+    fd: RawFd,
+    outbound: Option<&mut Context>,
+    sent: &mut Sent,
+    write: impl FnOnce(&mut [u8]) -> usize,
+) {
+    batch.push(fd, sent, |buf| {
+        let len = write(buf);
+        match outbound {
+            Some(context) => context.protect_rtp(buf, len).ok(),
+            None => Some(len),
+        }
+    });
+}
