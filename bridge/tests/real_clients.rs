@@ -1,6 +1,8 @@
 //! Real WebRTC clients through the bridge: three aiortc participants, then three headless
-//! Chromium participants, meet in one conference created through the control API, each sending
-//! audio and video, and each must decode the others (Chromium over AEAD_AES_128_GCM).
+//! Chromium participants, then two Chromium and one aiortc (which number codecs differently,
+//! so the bridge renumbers between them) meet in one conference created through the control
+//! API, each sending audio and video, and each must decode the others (Chromium over
+//! AEAD_AES_128_GCM).
 //!
 //! Everything runs in a private network namespace (`unshare -n`), the bridge daemon included:
 //! `bridge/tests/clients/run_meeting.sh` starts the bridge, waits for `/v1/health`, runs the
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 
 const BRIDGE_BIN: &str = env!("CARGO_BIN_EXE_bridge");
 
-/// The two meetings must not overlap: same fixed ports in separate namespaces would be fine, but
+/// The meetings must not overlap: same fixed ports in separate namespaces would be fine, but
 /// two browsers' worth of encoders on two cores would starve each other.
 static MEETING: Mutex<()> = Mutex::new(());
 
@@ -142,6 +144,11 @@ fn three_aiortc_participants_decode_each_other() {
 #[test]
 fn three_chromium_participants_decode_each_other_over_aes_gcm() {
     meeting("chromium");
+}
+
+#[test]
+fn chromium_and_aiortc_decode_each_other_through_renumbering() {
+    meeting("mixed");
 }
 
 #[test]

@@ -157,6 +157,13 @@ class Participant:
     async def set_answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
 
+    async def take_seat(self, seat: sfu.Seat) -> None:
+        """Sets the bridge's answer and starts counting what the others send."""
+        self.answer = seat.answer
+        self.receiving = seat.receiving
+        await self.set_answer(seat.answer.sdp)
+        self.start_consuming()
+
     def start_consuming(self) -> None:
         for t in self.pc.getTransceivers():
             label = self.receiving.get(t.mid)
@@ -228,20 +235,13 @@ async def meeting(args: argparse.Namespace) -> tuple[bool, dict]:
     try:
         for p in participants:
             p.endpoint = ctl.create_endpoint(conference)
-        label_of = {p.endpoint["id"]: p.name for p in participants}
         # 1. every participant offers, 2. PATCH, 3. answers with the others' sources.
         for p in participants:
             await p.make_offer()
+        endpoints = {p.name: p.endpoint for p in participants}
+        seats = sfu.seat(ctl, conference, endpoints, {p.name: p.offer_sdp for p in participants}, codecs=CODECS)
         for p in participants:
-            body = sfu.patch_body(sfu.parse_offer(p.offer_sdp), codecs=CODECS)
-            ctl.patch_endpoint(conference, p.endpoint["id"], body)
-        state = ctl.conference(conference)
-        for p in participants:
-            sources = sfu.other_sources(state, p.endpoint["id"])
-            p.answer = sfu.compose_answer(p.offer_sdp, p.endpoint, sources, codecs=CODECS)
-            p.receiving = {mid: label_of.get(src["endpoint"], src["endpoint"]) for mid, src in p.answer.assignments.items()}
-            await p.set_answer(p.answer.sdp)
-            p.start_consuming()
+            await p.take_seat(seats[p.name])
         await asyncio.sleep(args.duration)
         others = {p.name: [o.name for o in participants if o is not p] for p in participants}
         problems = evaluate(participants, others, args.min_frames)

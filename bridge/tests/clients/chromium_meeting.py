@@ -154,9 +154,16 @@ def transport_of(stats: dict) -> dict:
 
 
 def evaluate(
-    name: str, stats: dict, ssrc_owner: dict[int, str], others: list[str], need_cipher: str | None
+    name: str,
+    stats: dict,
+    ssrc_owner: dict[int, str],
+    others: list[str],
+    need_cipher: str | None,
+    need_audio: bool = False,
 ) -> tuple[list[str], dict]:
-    """Problems (empty when `name` is done) and a compact report of its stats."""
+    """Problems (empty when `name` is done) and a compact report of its stats. With
+    `need_audio`, `name` must also have decoded audio from each of `others`: samples that
+    were not concealment (inbound-rtp totalSamplesReceived - concealedSamples > 0)."""
     problems = []
     decoded: dict[str, dict] = {}
     audio: dict[str, dict] = {}
@@ -170,6 +177,7 @@ def evaluate(
                 }
         elif s.get("kind") == "audio":
             audio[owner] = {k: s.get(k) for k in ("ssrc", "mid", "packetsReceived", "totalSamplesReceived")}
+            audio[owner]["samplesDecoded"] = (s.get("totalSamplesReceived") or 0) - (s.get("concealedSamples") or 0)
     if ssrc_owner:
         wanted = others
     else:  # loopback: whoever sends to us; the SSRCs come from the other browser's own SDP
@@ -183,6 +191,10 @@ def evaluate(
             ssrcs.add(got.get("ssrc"))
     if len(ssrcs) < len(others):
         problems.append(f"{name} decoded video from {len(ssrcs)} SSRCs, wants {len(others)}")
+    if need_audio:
+        for other in wanted:
+            if audio.get(other, {}).get("samplesDecoded", 0) <= 0:
+                problems.append(f"{name} decoded no audio sample from {other}")
     t = transport_of(stats)
     if need_cipher and not cipher_is(t.get("srtpCipher"), need_cipher):
         problems.append(f"{name}: srtpCipher {t.get('srtpCipher')!r}, wants {need_cipher}")
@@ -212,9 +224,11 @@ def poll(
     need_cipher,
     duration: float,
     min_seconds: float,
+    need_audio: bool = False,
 ):
     """Polls stats until every browser is done (and at least `min_seconds` of media have
-    passed, so the counters say something) or `duration` runs out."""
+    passed, so the counters say something) or `duration` runs out. `need_audio` as in
+    `evaluate`."""
     start = time.monotonic()
     deadline = start + duration
     while True:
@@ -222,7 +236,7 @@ def poll(
         reports = {}
         for b in browsers:
             stats = b.call("stats")
-            p, reports[b.name] = evaluate(b.name, stats, owners[b.name], others[b.name], need_cipher)
+            p, reports[b.name] = evaluate(b.name, stats, owners[b.name], others[b.name], need_cipher, need_audio)
             if p:
                 reports[b.name]["log"] = stats.get("log", [])[-8:]
             problems += p
@@ -269,21 +283,10 @@ def run(args: argparse.Namespace, workdir: str) -> tuple[bool, dict]:
         summary["conference"] = conference
         endpoints = {b.name: ctl.create_endpoint(conference) for b in browsers}
         offers = {b.name: b.call("makeOffer", num_others) for b in browsers}
+        seats = sfu.seat(ctl, conference, endpoints, offers, codecs=CODECS)
         for b in browsers:
-            body = sfu.patch_body(sfu.parse_offer(offers[b.name]), codecs=CODECS)
-            ctl.patch_endpoint(conference, endpoints[b.name]["id"], body)
-        state = ctl.conference(conference)
-        label_of = {ep["id"]: name for name, ep in endpoints.items()}
-        owners: dict[str, dict[int, str]] = {}
-        for b in browsers:
-            sources = sfu.other_sources(state, endpoints[b.name]["id"])
-            answer = sfu.compose_answer(offers[b.name], endpoints[b.name], sources, codecs=CODECS)
-            owners[b.name] = {}
-            for src in sources:
-                owners[b.name][src["ssrc"]] = label_of.get(src["endpoint"], src["endpoint"])
-                if src.get("rtx_ssrc") is not None:
-                    owners[b.name][src["rtx_ssrc"]] = label_of.get(src["endpoint"], src["endpoint"])
-            b.call("setAnswer", answer.sdp)
+            b.call("setAnswer", seats[b.name].answer.sdp)
+        owners = {name: s.owners for name, s in seats.items()}
         others = {b.name: [o.name for o in browsers if o is not b] for b in browsers}
         problems, reports = poll(browsers, owners, others, EXPECTED_CIPHER, args.duration, args.min_seconds)
         for name, ep in endpoints.items():
@@ -305,6 +308,15 @@ def run(args: argparse.Namespace, workdir: str) -> tuple[bool, dict]:
                 ctl.delete_conference(conference)
             except sfu.ApiError:
                 pass
+
+
+def print_chromedriver_log(workdir: str) -> None:
+    """The tail of the chromedriver log `ChromeDriver` wrote in `workdir`, on stderr."""
+    log_path = os.path.join(workdir, "chromedriver.log")
+    if os.path.exists(log_path):
+        with open(log_path, errors="replace") as f:
+            tail = f.read()[-3000:]
+        print("--- chromedriver.log (tail) ---\n" + tail, file=sys.stderr)
 
 
 def main() -> int:
@@ -344,11 +356,8 @@ def main() -> int:
     if args.offer_only:
         shutil.rmtree(workdir, ignore_errors=True)
         return 0 if ok else 1
-    log_path = os.path.join(workdir, "chromedriver.log")
-    if not ok and os.path.exists(log_path):
-        with open(log_path, errors="replace") as f:
-            tail = f.read()[-3000:]
-        print("--- chromedriver.log (tail) ---\n" + tail, file=sys.stderr)
+    if not ok:
+        print_chromedriver_log(workdir)
     if args.keep_logs:
         summary["workdir"] = workdir
     else:

@@ -2,7 +2,7 @@
 # A three-participant meeting of real WebRTC clients through the bridge, inside a private
 # network namespace:
 #
-#     unshare -n bridge/tests/clients/run_meeting.sh <aiortc|chromium> [driver options]
+#     unshare -n bridge/tests/clients/run_meeting.sh <aiortc|chromium|mixed> [driver options]
 #
 # Sets lo up, writes a bridge config to a temp dir, starts the bridge ($BRIDGE_BIN, default
 # target/release/bridge) with --config, waits until GET /v1/health answers, runs the driver
@@ -20,8 +20,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 driver=${1:-}
 case "$driver" in
-aiortc | chromium) shift ;;
-*) die "usage: unshare -n $0 <aiortc|chromium> [driver options]" ;;
+aiortc | chromium | mixed) shift ;;
+*) die "usage: unshare -n $0 <aiortc|chromium|mixed> [driver options]" ;;
 esac
 
 bridge_bin=${BRIDGE_BIN:-$root/target/release/bridge}
@@ -29,7 +29,7 @@ venv=${BRIDGE_TEST_VENV:-$HOME/.cache/bridge-tests/venv}
 python=$venv/bin/python
 secret=test-secret-0123456789abcdef
 control=http://127.0.0.1:8080
-# The drivers bound themselves (60 s aiortc, 120 s chromium); this is the backstop.
+# The drivers bound themselves (60 s aiortc, 120 s chromium and mixed); this is the backstop.
 driver_limit=${MEETING_TIMEOUT_S:-180}
 
 [ -x "$bridge_bin" ] || die "no bridge binary at $bridge_bin (cargo build --release -p bridge, or set BRIDGE_BIN)"

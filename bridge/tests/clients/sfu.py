@@ -13,6 +13,9 @@ Stdlib only, so the unit tests run with any python3.
   participant's source of that kind (msid, a=ssrc, FID group for RTX), without the sdes:mid,
   rtp-stream-id, repaired-rtp-stream-id and transport-wide-cc extensions and without transport-cc
   and goog-remb feedback.
+- `seat(ctl, conference, endpoints, offers)`: PATCH every participant's endpoint, then compose
+  every answer, and say who sends what to whom (what each meeting driver checks against).
+- `payload_type(offer, name)`: how an offer numbers a codec (participants differ).
 """
 
 from __future__ import annotations
@@ -404,6 +407,15 @@ def patch_body(offer: Offer, codecs=None) -> dict:
     }
 
 
+def payload_type(offer: Offer, name: str, apt: int | None = None) -> int | None:
+    """The offer's first payload type of codec `name` (any case); with `apt`, the first one
+    that also repairs payload type `apt` (RTX). None if the offer has no such payload type."""
+    for c in offer.payload_types:
+        if c.name.lower() == name.lower() and (apt is None or c.apt == apt):
+            return c.pt
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # The answer
 
@@ -542,6 +554,47 @@ def compose_answer(
     ]
     unassigned = pending["audio"] + pending["video"]
     return Answer(sdp="\r\n".join(head + body) + "\r\n", assignments=assignments, unassigned=unassigned)
+
+
+@dataclass
+class Seat:
+    """One participant's place in a conference once every offer is signaled (see `seat`)."""
+
+    endpoint: dict  # the bridge's POST .../endpoints response
+    answer: Answer
+    # mid -> label of the participant whose source that m-line receives
+    receiving: dict[str, str]
+    # SSRC (primary or RTX) of every source sent to this participant -> label of its sender
+    owners: dict[int, str]
+
+
+def seat(
+    ctl: Control, conference: str, endpoints: dict[str, dict], offers: dict[str, str], codecs=None
+) -> dict[str, Seat]:
+    """Steps 4 and 5 of API.md's flow for a whole meeting, as a signaling daemon drives it: PATCH
+    each participant's endpoint with what its offer says, then GET the conference and compose
+    each participant's answer with the others' sources.
+
+    endpoints and offers are keyed by the participants' labels; the result is too, and names
+    the other participants by label. `codecs` is `compose_answer`'s (and `patch_body`'s)."""
+    for label, offer in offers.items():
+        body = patch_body(parse_offer(offer), codecs=codecs)
+        ctl.patch_endpoint(conference, endpoints[label]["id"], body)
+    state = ctl.conference(conference)
+    label_of = {ep["id"]: label for label, ep in endpoints.items()}
+    seats = {}
+    for label, offer in offers.items():
+        endpoint = endpoints[label]
+        sources = other_sources(state, endpoint["id"])
+        answer = compose_answer(offer, endpoint, sources, codecs=codecs)
+        owners: dict[int, str] = {}
+        for src in sources:
+            for ssrc in (src["ssrc"], src.get("rtx_ssrc")):
+                if ssrc is not None:
+                    owners[ssrc] = label_of.get(src["endpoint"], src["endpoint"])
+        receiving = {mid: label_of.get(src["endpoint"], src["endpoint"]) for mid, src in answer.assignments.items()}
+        seats[label] = Seat(endpoint=endpoint, answer=answer, receiving=receiving, owners=owners)
+    return seats
 
 
 _FINGERPRINT_RE = re.compile(r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")

@@ -376,6 +376,57 @@ class OtherSources(unittest.TestCase):
                           ("00000000000000c0", 2001), ("00000000000000c0", 2002)])
 
 
+class PayloadTypes(unittest.TestCase):
+    """What mixed_meeting.py requires to differ: the two clients' numbers for the same codecs."""
+
+    def numbers(self, name: str) -> tuple:
+        offer = sfu.parse_offer(fixture(name))
+        vp8 = sfu.payload_type(offer, "vp8")
+        return sfu.payload_type(offer, "OPUS"), vp8, sfu.payload_type(offer, "rtx", apt=vp8)
+
+    def test_chromium_and_aiortc_number_codecs_differently(self):
+        self.assertEqual(self.numbers("chromium_offer.sdp"), (111, 96, 97))
+        self.assertEqual(self.numbers("aiortc_offer.sdp"), (96, 97, 98))
+
+    def test_absent_codec(self):
+        offer = sfu.parse_offer(fixture("aiortc_offer.sdp"))
+        self.assertIsNone(sfu.payload_type(offer, "AV1"))
+        self.assertIsNone(sfu.payload_type(offer, "rtx", apt=96))
+
+
+class _FakeControl:
+    """The two calls `sfu.seat` makes, on CONFERENCE's three endpoints."""
+
+    def __init__(self):
+        self.patched: dict[str, dict] = {}
+
+    def patch_endpoint(self, conference: str, endpoint: str, body: dict) -> dict:
+        self.patched[endpoint] = body
+        return {}
+
+    def conference(self, conference: str) -> dict:
+        return CONFERENCE
+
+
+class Seat(unittest.TestCase):
+    def test_patches_every_endpoint_then_answers_with_the_others(self):
+        ids = [ep["id"] for ep in CONFERENCE["endpoints"]]
+        endpoints = {label: dict(ENDPOINT, id=i) for label, i in zip(("me", "bob", "carol"), ids)}
+        offers = {"me": fixture("chromium_offer.sdp"), "bob": fixture("aiortc_offer.sdp"),
+                  "carol": fixture("chromium_offer.sdp")}
+        ctl = _FakeControl()
+        seats = sfu.seat(ctl, CONFERENCE["id"], endpoints, offers, codecs=("opus", "VP8"))
+        self.assertEqual(sorted(ctl.patched), sorted(ids))
+        self.assertEqual({c["pt"] for c in ctl.patched[ids[1]]["payload_types"]}, {96, 97, 98})
+        me = seats["me"]
+        self.assertEqual(me.owners, {1001: "bob", 1002: "bob", 1003: "bob",
+                                     2001: "carol", 2002: "carol", 2003: "carol"})
+        label_of = {ep["id"]: label for label, ep in endpoints.items()}
+        self.assertEqual(me.receiving, {mid: label_of[src["endpoint"]] for mid, src in me.answer.assignments.items()})
+        self.assertEqual(sorted(me.receiving.values()), ["bob", "bob", "carol", "carol"])
+        self.assertEqual(seats["bob"].owners[11], "me")
+
+
 class _Stub(BaseHTTPRequestHandler):
     seen: list = []
 
