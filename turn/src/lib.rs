@@ -1,0 +1,8 @@
+//! The TURN server (RFC 8656).
+//!
+//! This first part holds the pieces every listener shares and that are worth getting right
+//! before any packet moves: the coturn-compatible configuration ([`config`]) and the peer
+//! address policy that keeps the relay out of the operator's own network ([`policy`]).
+
+pub mod config;
+pub mod policy;
