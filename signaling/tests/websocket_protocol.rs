@@ -167,7 +167,7 @@ async fn welcome_carries_time_limited_turn_credentials_when_configured() {
     assert!((now + 590..=now + 610).contains(&expiry), "expires in ttl_s: {username}");
     assert_eq!(
         server["credential"].as_str().unwrap(),
-        signaling::turn::credential("north-shared-secret", username)
+        stun::rest_api_password("north-shared-secret", username)
     );
 }
 

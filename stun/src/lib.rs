@@ -29,6 +29,7 @@ mod error;
 mod header;
 mod integrity;
 mod message;
+mod rest;
 
 pub use attr::{
     AttrType, RawAttribute, decode_error_code, decode_text, decode_u32, decode_u64, decode_xor_address,
@@ -38,4 +39,5 @@ pub use error::{AttributeError, BufferTooSmall, IntegrityError, ParseError};
 pub use header::{Class, HEADER_LEN, MAGIC_COOKIE, Method, TransactionId, is_stun, message_type, split_type};
 pub use integrity::{long_term_key, short_term_key};
 pub use message::{Attributes, Message};
+pub use rest::{rest_api_expiry, rest_api_password};
 pub use ring::hmac::Key;
