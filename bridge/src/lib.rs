@@ -2,6 +2,7 @@
 //! the packet engine (`sfu/`), the control API (`control/`), and relay mode (static forwarding
 //! without crypto, the benchmark baseline).
 
+pub mod client;
 pub mod config;
 pub mod control;
 pub mod media;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bridge::sfu::counters::{MediaDrop, MediaEvent};
 use bridge::sfu::endpoint::MediaKind::Audio;
-use common::peer::{BridgeEndpoint, Identity, binding_request};
+use common::peer::{BridgeEndpoint, binding_request, identity};
 use common::sfu::Sfu;
 
 const PACKETS: u16 = 50;
@@ -57,7 +57,7 @@ fn strangers_forged_checks_and_unsignaled_ssrcs_are_dropped_and_counted() {
     // A stranger who knows B's endpoint ufrag but not its password, sends everything.
     let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
     stranger.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let identity = Identity::generate("stranger");
+    let identity = identity("stranger");
     let (_, victim) = sfu.signal(x, &identity, &[]);
     let forged = BridgeEndpoint { ufrag: victim.ufrag.clone(), pwd: "not-the-password-at-all".into() };
     let mut buf = [0u8; 1500];

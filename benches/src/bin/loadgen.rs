@@ -1,5 +1,6 @@
-//! `loadgen`: P participants in M conferences against a running bridge, with real ICE, DTLS
-//! and SRTP (or plain RTP through the bridge's relay mode); reports per-stream loss,
+//! `loadgen`: P participants in M conferences against a running bridge, joined through the
+//! signaling daemon or the bridge's control API, with real ICE, DTLS and SRTP (or plain RTP
+//! through the bridge's relay mode); reports per-stream loss,
 //! duplicates, reordering and one-way latency. See `loadgen --help` and
 //! [`benches::loadgen`].
 
@@ -18,6 +19,8 @@ const HELP: &str = "\
 loadgen: simulated meetings against a running bridge, with the real protocols
 
 USAGE:
+  loadgen --signaling URL [options]                   the SFU, joined through the signaling
+                                                      daemon (the full path)
   loadgen --api ADDR [--secret S] [options]          the SFU, joined through its control API
   loadgen --relay ADDR [--base-port N] [options]      a bridge in relay mode, plain RTP
   loadgen --print-relay-config [--base-port N] [--drop-every N] [options]
@@ -29,9 +32,21 @@ conference. Participant i is in conference i mod M. Sending lasts --duration, re
 --drain-ms longer; then a summary table goes to stdout (and JSON to --json FILE). A progress
 line goes to stderr every second.
 
-SFU (control API, bridge/API.md):
+SFU through the signaling daemon (signaling/PROTOCOL.md), as browsers join:
+  --signaling URL            the daemon, e.g. https://127.0.0.1:8443 (its WebSocket is
+                             wss://HOST/ws; its certificate is not checked: test tool)
+  Each participant keeps a WebSocket open for the whole run, in room
+  loadgen-<random>-<conference>, offers SDP when the room goes to the bridge, answers every
+  renegotiation, and leaves at the end. The daemon connects two-member rooms peer to peer,
+  which loadgen does not speak: every conference needs 3 to 32 participants (-p >= 3 * -c).
+  The daemon rate-limits joins per address (rooms.join_burst, default 20, then one per
+  3 s): loadgen waits, but raise it on the daemon for bigger runs.
+
+SFU through the control API, bridge/API.md (the data plane alone):
   --api ADDR                 control API address (the bridge's control.listen)
   --secret S                 its secret (default: $BRIDGE_CONTROL_SECRET)
+
+Either SFU path:
   --media ADDR               send media here instead of the bridge's announced candidate
   --profile gcm|cm|both      SRTP profiles to offer (default both: the bridge picks GCM)
   --handshake-timeout-ms N   ICE + DTLS deadline per participant (default 5000)
@@ -82,6 +97,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
     let mut threads = 1usize;
     let (mut api, mut relay, mut media): (Option<SocketAddr>, Option<SocketAddr>, Option<SocketAddr>) =
         (None, None, None);
+    let mut signaling: Option<String> = None;
     let mut secret = std::env::var("BRIDGE_CONTROL_SECRET").ok();
     let mut profiles = ProfileChoice::Both;
     let mut handshake_ms = 5000u64;
@@ -109,6 +125,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
             "--threads" => threads = num(flag, value()?)?,
             "--api" => api = Some(num(flag, value()?)?),
             "--secret" => secret = Some(value()?),
+            "--signaling" => signaling = Some(value()?),
             "--media" => media = Some(num(flag, value()?)?),
             "--profile" => {
                 profiles = match value()?.as_str() {
@@ -134,17 +151,20 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
     if !duration.is_finite() || duration <= 0.0 || duration > 86_400.0 {
         return Err("--duration: seconds, more than 0".into());
     }
-    let target = match (api, relay, print_relay) {
-        (_, _, true) => Target::Relay { relay: SocketAddr::from(([127, 0, 0, 1], 0)), base_port },
-        (Some(api), None, false) => Target::ControlApi {
+    let target = match (api, relay, signaling, print_relay) {
+        (_, _, _, true) => Target::Relay { relay: SocketAddr::from(([127, 0, 0, 1], 0)), base_port },
+        (None, None, Some(url), false) => {
+            Target::Signaling { url, media, profiles, handshake_timeout: Duration::from_millis(handshake_ms) }
+        }
+        (Some(api), None, None, false) => Target::ControlApi {
             api,
             secret: secret.ok_or("--api needs --secret or BRIDGE_CONTROL_SECRET")?,
             media,
             profiles,
             handshake_timeout: Duration::from_millis(handshake_ms),
         },
-        (None, Some(relay), false) => Target::Relay { relay, base_port },
-        _ => return Err("give exactly one of --api and --relay (see --help)".into()),
+        (None, Some(relay), None, false) => Target::Relay { relay, base_port },
+        _ => return Err("give exactly one of --signaling, --api and --relay (see --help)".into()),
     };
     let config = Config {
         participants,

@@ -1,7 +1,7 @@
 //! How a participant gets into a conference: it tells the appliance what it sends and learns
 //! where and how to reach the bridge. Behind a trait so that joining through the signaling
-//! daemon (the full path) can stand beside joining through the bridge's control API (the
-//! data plane alone, [`ControlApi`]).
+//! daemon (the full path, [`Signaling`](super::signaling::Signaling)) stands beside joining
+//! through the bridge's control API (the data plane alone, [`ControlApi`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

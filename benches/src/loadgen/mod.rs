@@ -1,11 +1,13 @@
 //! `loadgen`: simulated meetings against a running bridge, with the real protocols.
 //!
-//! P participants in M conferences ([`layout`]) each join ([`join`]: the bridge's control
-//! API for now), open ICE, DTLS and SRTP to the bridge ([`connect`]), then send audio (50
-//! packets/s with the RFC 6464 audio level) and video (frame bursts, [`schedule`]) stamped
-//! with sender, stream, sequence number and send time ([`wire`]), and measure what the
-//! bridge forwards to them ([`stats`], [`histogram`]). In relay mode ([`relay_routes`]) they
-//! send plain RTP through the bridge's static relay instead, with no signaling and no crypto.
+//! P participants in M conferences ([`layout`]) each join ([`join`]: through the signaling
+//! daemon's WebSocket, the full path, [`signaling`]; or directly through the bridge's
+//! control API, the data plane alone), open ICE, DTLS and SRTP to the bridge ([`connect`]),
+//! then send audio (50 packets/s with the RFC 6464 audio level) and video (frame bursts,
+//! [`schedule`]) stamped with sender, stream, sequence number and send time ([`wire`]), and
+//! measure what the bridge forwards to them ([`stats`], [`histogram`]). In relay mode
+//! ([`relay_routes`]) they send plain RTP through the bridge's static relay instead, with no
+//! signaling and no crypto.
 //!
 //! The drive loop:
 //!
@@ -20,22 +22,29 @@
 //! main thread: a progress line every second; afterwards, leave and build the Report
 //! ```
 //!
+//! [`Receive::Nap`] changes one thing: the workers sleep on the tick alone and drain the
+//! sockets that have something after each tick. That is how `bench-report` measures the
+//! bridge's CPU per packet (see [`Receive`]); latencies then include up to one nap of the
+//! receiver's own delay.
+//!
 //! Loss counts, per stream, the packets the sender numbered (all of them sent before the
 //! end of sending) that never arrived by the end of the drain.
 
 pub mod batch;
+// The participant's connection setup lives in the bridge crate, shared with its tests.
+pub use bridge::client::{connect, ice, identity};
 pub mod clock;
-pub mod connect;
 pub mod histogram;
 pub mod http;
-pub mod ice;
-pub mod identity;
 pub mod join;
 pub mod layout;
 pub mod participant;
 pub mod poller;
 pub mod report;
 pub mod schedule;
+pub mod signaling;
+pub mod signaling_sdp;
+pub mod signaling_tls;
 pub mod stats;
 pub mod wire;
 pub mod worker;
@@ -54,6 +63,7 @@ use self::layout::Layout;
 use self::participant::{Participant, Plan};
 use self::report::{Collected, Report};
 use self::schedule::{AUDIO_INTERVAL_NS, VideoPattern};
+use self::signaling::Signaling;
 use self::worker::{Live, Worker};
 use crate::mmsg;
 
@@ -71,6 +81,16 @@ pub enum Target {
         api: SocketAddr,
         secret: String,
         /// Instead of the candidate the bridge announces.
+        media: Option<SocketAddr>,
+        profiles: ProfileChoice,
+        handshake_timeout: Duration,
+    },
+    /// The SFU, joined through the signaling daemon (signaling/PROTOCOL.md) at `url`
+    /// (`https://HOST[:PORT]`), one WebSocket per participant for the whole run; then ICE,
+    /// DTLS, SRTP as with the control API. Every conference needs 3 members or more.
+    Signaling {
+        url: String,
+        /// Instead of the candidate the answers carry.
         media: Option<SocketAddr>,
         profiles: ProfileChoice,
         handshake_timeout: Duration,
@@ -103,6 +123,10 @@ impl Config {
                 json!({"mode": "sfu", "api": api.to_string(), "media": media.map(|m| m.to_string()),
                        "profiles": format!("{profiles:?}")})
             }
+            Target::Signaling { url, media, profiles, .. } => {
+                json!({"mode": "sfu", "join": "signaling", "signaling": url,
+                       "media": media.map(|m| m.to_string()), "profiles": format!("{profiles:?}")})
+            }
             Target::Relay { relay, base_port } => {
                 json!({"mode": "relay", "relay": relay.to_string(), "base_port": base_port})
             }
@@ -120,6 +144,35 @@ impl Config {
             "threads": self.threads,
             "target": target,
         })
+    }
+}
+
+/// How the media threads wait for what the bridge forwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Receive {
+    /// Sleep in `epoll_wait` on every socket: a packet is read, and its latency measured, as
+    /// it arrives.
+    #[default]
+    Wake,
+    /// Sleep on the 1 ms tick only, then drain the sockets that have something (found by a
+    /// poll that never sleeps). A receiver asleep on its socket must be woken by each
+    /// delivery that finds it asleep, and on loopback the wake-up runs inside the bridge's
+    /// send and is charged to the bridge, which a bridge sending to a NIC never pays
+    /// (`bench-report`'s sinks nap for the same reason). Latencies grow by up to one tick.
+    Nap,
+}
+
+/// How [`run_with`] runs, beyond what the [`Config`] says about the load.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    pub receive: Receive,
+    /// How often the progress callback is called while media runs.
+    pub progress_every: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { receive: Receive::Wake, progress_every: Duration::from_secs(1) }
     }
 }
 
@@ -156,7 +209,18 @@ pub fn relay_routes(participants: usize, conferences: usize, base_port: u16, dro
 
 /// Runs one load test: setup, `duration` of media, the drain, teardown. `progress` is called
 /// about once a second while media runs.
-pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Report, String> {
+pub fn run(config: &Config, progress: impl FnMut(&Progress)) -> Result<Report, String> {
+    run_with(config, &RunOptions::default(), progress)
+}
+
+/// [`run`], with the receive mode and progress period of `options`. `progress` runs on the
+/// calling thread, which is otherwise idle during the media: it may block (the workers go on),
+/// which delays its next call.
+pub fn run_with(
+    config: &Config,
+    options: &RunOptions,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Report, String> {
     if config.participants == 0 || config.threads == 0 {
         return Err("need at least one participant and one thread".into());
     }
@@ -175,7 +239,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Repor
     let mut lives = Vec::new();
     for (w, share) in shares.into_iter().enumerate().filter(|(_, s)| !s.is_empty()) {
         let live = Arc::new(Live::default());
-        let worker = Worker::new(share, layout.clone(), config.video, plan, live.clone());
+        let worker = Worker::new(share, layout.clone(), config.video, plan, live.clone(), options.receive);
         let thread = std::thread::Builder::new()
             .name(format!("loadgen-{w}"))
             .spawn(move || worker.run())
@@ -185,11 +249,12 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Repor
     }
 
     let started = Instant::now();
-    let mut next_report = started + Duration::from_secs(1);
+    let every = options.progress_every.max(Duration::from_millis(1));
+    let mut next_report = started + every;
     while !lives.iter().all(|l| l.done.load(Ordering::Acquire)) {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every.min(Duration::from_millis(20)));
         if Instant::now() >= next_report {
-            next_report += Duration::from_secs(1);
+            next_report += every;
             progress(&Progress {
                 elapsed: started.elapsed(),
                 sent: lives.iter().map(|l| l.sent.load(Ordering::Relaxed)).sum(),
@@ -254,24 +319,41 @@ fn setup(config: &Config, layout: &Layout) -> Result<Joined, String> {
             Ok((participants, None))
         }
         Target::ControlApi { api, secret, media, profiles, handshake_timeout } => {
-            let mut join: Box<dyn Join> = Box::new(ControlApi::new(*api, secret.clone(), *media));
-            for i in 0..count {
-                let participant =
-                    connect_participant(config, layout, join.as_mut(), i, *profiles, *handshake_timeout)
-                        .map_err(|e| format!("participant {i}: {e}"))?;
-                participants.push(Participant::new(
-                    i as u32,
-                    layout,
-                    participant.0,
-                    Some(participant.1),
-                    Some(participant.2),
-                    config.audio_level_id,
-                    phases(i),
-                ));
-            }
-            Ok((participants, Some(join)))
+            let join = Box::new(ControlApi::new(*api, secret.clone(), *media));
+            connect_all(config, layout, join, *profiles, *handshake_timeout, phases)
+        }
+        Target::Signaling { url, media, profiles, handshake_timeout } => {
+            let join = Box::new(Signaling::new(url, layout, *media)?);
+            connect_all(config, layout, join, *profiles, *handshake_timeout, phases)
         }
     }
+}
+
+/// Joins and connects every participant through `join`.
+fn connect_all(
+    config: &Config,
+    layout: &Layout,
+    mut join: Box<dyn Join>,
+    profiles: ProfileChoice,
+    handshake_timeout: Duration,
+    phases: impl Fn(usize) -> (u64, u64),
+) -> Result<Joined, String> {
+    let count = config.participants;
+    let mut participants = Vec::with_capacity(count);
+    for i in 0..count {
+        let participant = connect_participant(config, layout, join.as_mut(), i, profiles, handshake_timeout)
+            .map_err(|e| format!("participant {i}: {e}"))?;
+        participants.push(Participant::new(
+            i as u32,
+            layout,
+            participant.0,
+            Some(participant.1),
+            Some(participant.2),
+            config.audio_level_id,
+            phases(i),
+        ));
+    }
+    Ok((participants, Some(join)))
 }
 
 /// Join, ICE, DTLS, SRTP for participant `i`: its connected socket, SRTP state and checks.

@@ -1,13 +1,17 @@
 //! A media thread: owns a share of the participants and runs their loop until the plan's
 //! stop time. Each turn sleeps in `epoll_wait` until a socket is readable or the 1 ms tick
 //! fires; a tick queues everything due (one `sendmmsg` per participant), a readable socket is
-//! drained with `recvmmsg`. Buffers are allocated before the loop; the loop allocates nothing.
+//! drained with `recvmmsg`. In [`Receive::Nap`] mode the thread sleeps on the tick alone, and
+//! after each tick asks a second epoll set, which nobody ever sleeps on, which sockets have
+//! something (a wait with timeout 0) and drains those. Buffers are allocated before the loop;
+//! the loop allocates nothing.
 
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::Receive;
 use super::batch::{self, SendBatch, Sent};
 use super::clock;
 use super::histogram::Histogram;
@@ -52,6 +56,7 @@ pub struct Worker {
     video: VideoPattern,
     plan: Plan,
     live: Arc<Live>,
+    receive: Receive,
 }
 
 impl std::fmt::Debug for Worker {
@@ -67,8 +72,9 @@ impl Worker {
         video: VideoPattern,
         plan: Plan,
         live: Arc<Live>,
+        receive: Receive,
     ) -> Self {
-        Self { participants, layout, video, plan, live }
+        Self { participants, layout, video, plan, live, receive }
     }
 
     pub fn run(mut self) -> io::Result<Outcome> {
@@ -81,9 +87,15 @@ impl Worker {
         let mut poller = Poller::new(self.participants.len() + 1)?;
         let ticker = Ticker::new(TICK)?;
         poller.add(ticker.fd(), TICK_TOKEN)?;
+        // Napping, the sockets go in a set of their own that is only ever polled: a socket
+        // with no sleeper behind it costs the bridge no wake-up to deliver to.
+        let napping = self.receive == Receive::Nap;
+        let mut sockets = Poller::new(self.participants.len())?;
+        let watch = if napping { &mut sockets } else { &mut poller };
         for (i, participant) in self.participants.iter().enumerate() {
-            poller.add(participant.fd(), i as u64)?;
+            watch.add(participant.fd(), i as u64)?;
         }
+        let mut napped = Vec::with_capacity(self.participants.len());
         let mut ready = Vec::with_capacity(self.participants.len() + 1);
         let mut send = SendBatch::new(BATCH);
         let mut recv = RecvBatch::new(BATCH);
@@ -111,6 +123,15 @@ impl Worker {
                     }
                     sent = batch::add(sent, send.flush());
                     self.live.sent.store(sent.sent, Ordering::Relaxed);
+                    if napping {
+                        napped.clear();
+                        sockets.wait(Duration::ZERO, |token| napped.push(token))?;
+                        for &token in &napped {
+                            let participant = &mut self.participants[token as usize];
+                            received +=
+                                drain(participant, &mut recv, &self.layout, &mut scratch, &mut latency)?;
+                        }
+                    }
                     continue;
                 }
                 let participant = &mut self.participants[token as usize];

@@ -1,20 +1,14 @@
-//! A minimal WebRTC participant for in-process SFU tests: real ICE checks (our STUN codec),
-//! a real DTLS 1.2 client handshake (OpenSSL), SRTP with the negotiated keys. It speaks to the
-//! bridge over loopback UDP like a browser would, without media codecs.
+//! A minimal WebRTC participant for in-process SFU tests: `bridge::client` (real ICE checks,
+//! a real DTLS 1.2 client handshake, SRTP with the negotiated keys) plus what tests send and
+//! receive. It speaks to the bridge over loopback UDP like a browser would, without codecs.
 
-use std::io::{self, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use bridge::client::connect::{ProfileChoice, connect};
+use bridge::client::ice::Checks;
+pub use bridge::client::identity::Identity;
 use bridge::media::srtp::{Context, Profile};
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::ssl::{HandshakeError, Ssl, SslContext, SslMethod, SslStream, SslVerifyMode};
-use openssl::x509::{X509, X509NameBuilder};
 use stun::{AttrType, Class, MessageBuilder, Method, TransactionId, short_term_key};
 
 /// The bridge's side of an endpoint, as the control API returns it.
@@ -24,76 +18,11 @@ pub struct BridgeEndpoint {
     pub pwd: String,
 }
 
-/// Our ICE credentials and certificate, to signal to the bridge.
-pub struct Identity {
-    pub ufrag: String,
-    pub pwd: String,
-    pub key: PKey<Private>,
-    pub cert: X509,
-    pub fingerprint: String,
-}
-
-impl Identity {
-    pub fn generate(name: &str) -> Self {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-        let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
-        let mut subject = X509NameBuilder::new().unwrap();
-        subject.append_entry_by_text("CN", "test-peer").unwrap();
-        let subject = subject.build();
-        let mut builder = X509::builder().unwrap();
-        builder.set_version(2).unwrap();
-        let mut serial = BigNum::new().unwrap();
-        serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
-        builder.set_serial_number(&serial.to_asn1_integer().unwrap()).unwrap();
-        builder.set_subject_name(&subject).unwrap();
-        builder.set_issuer_name(&subject).unwrap();
-        builder.set_pubkey(&key).unwrap();
-        builder.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-        builder.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
-        builder.sign(&key, MessageDigest::sha256()).unwrap();
-        let cert = builder.build();
-        let digest = cert.digest(MessageDigest::sha256()).unwrap();
-        let fingerprint = digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
-        Self {
-            ufrag: format!("peer{name}"),
-            pwd: format!("peerpassword{name}0123456789abcdef"),
-            key,
-            cert,
-            fingerprint,
-        }
-    }
-}
-
-/// A UDP socket as the datagram transport under OpenSSL.
-#[derive(Debug)]
-struct Datagrams {
-    socket: UdpSocket,
-}
-
-impl Read for Datagrams {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.socket.recv(buf) {
-                // Skip STUN and SRTP that arrive while DTLS runs.
-                Ok(n) if n > 0 && (20..=63).contains(&buf[0]) => return Ok(n),
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-impl Write for Datagrams {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.socket.send(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+/// Fresh credentials whose ufrag names the participant, so a failing test's log says who.
+pub fn identity(name: &str) -> Identity {
+    let mut identity = Identity::generate().unwrap();
+    identity.ufrag = format!("peer{name}");
+    identity
 }
 
 /// A connected participant.
@@ -106,7 +35,8 @@ pub struct Peer {
     pub profile: Profile,
 }
 
-/// One ICE check with USE-CANDIDATE, as a controlling agent sends it.
+/// One ICE check with USE-CANDIDATE, as a controlling agent sends it, with a chosen
+/// transaction id and password (tests forge checks with it).
 pub fn binding_request(
     bridge: &BridgeEndpoint,
     us: &Identity,
@@ -128,55 +58,11 @@ impl Peer {
     pub fn connect(bridge_addr: SocketAddr, bridge: &BridgeEndpoint, us: &Identity, local: &str) -> Self {
         let socket = UdpSocket::bind(local).unwrap();
         socket.connect(bridge_addr).unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let mut buf = [0u8; 2048];
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            assert!(Instant::now() < deadline, "no STUN answer from the bridge");
-            let len = binding_request(bridge, us, 7, &bridge.pwd, &mut buf);
-            socket.send(&buf[..len]).unwrap();
-            match socket.recv(&mut buf) {
-                Ok(n) if n >= 20 && buf[0] < 4 => {
-                    let response = stun::Message::parse(&buf[..n]).expect("a STUN response");
-                    assert_eq!(response.class(), Class::Success, "binding answered with an error");
-                    break;
-                }
-                _ => continue,
-            }
-        }
-
-        let mut context = SslContext::builder(SslMethod::dtls()).unwrap();
-        context.set_private_key(&us.key).unwrap();
-        context.set_certificate(&us.cert).unwrap();
-        context.set_tlsext_use_srtp("SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80").unwrap();
-        context.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
-        let mut ssl = Ssl::new(&context.build()).unwrap();
-        ssl.set_mtu(1200).unwrap();
-        let transport = Datagrams { socket: socket.try_clone().unwrap() };
-        let mut attempt = ssl.connect(transport);
-        let stream: SslStream<Datagrams> = loop {
-            assert!(Instant::now() < deadline, "DTLS handshake with the bridge did not finish");
-            match attempt {
-                Ok(stream) => break stream,
-                Err(HandshakeError::WouldBlock(mid)) => attempt = mid.handshake(),
-                Err(e) => panic!("DTLS handshake failed: {e}"),
-            }
-        };
-        let profile = match stream.ssl().selected_srtp_profile().expect("an SRTP profile").name() {
-            "SRTP_AEAD_AES_128_GCM" => Profile::AeadAes128Gcm,
-            "SRTP_AES128_CM_SHA1_80" => Profile::Aes128CmHmacSha1_80,
-            other => panic!("unexpected profile {other}"),
-        };
-        let (key_len, salt_len) = (16, profile.master_salt_len());
-        let mut material = vec![0u8; 2 * (key_len + salt_len)];
-        stream.ssl().export_keying_material(&mut material, "EXTRACTOR-dtls_srtp", None).unwrap();
-        let (client_key, rest) = material.split_at(key_len);
-        let (server_key, rest) = rest.split_at(key_len);
-        let (client_salt, server_salt) = rest.split_at(salt_len);
-        let outbound = Context::new(profile, client_key, client_salt).unwrap();
-        let inbound = Context::new(profile, server_key, server_salt).unwrap();
+        let mut checks = Checks::new(&bridge.ufrag, &bridge.pwd, &us.ufrag, 1);
+        let secured = connect(&socket, &mut checks, us, ProfileChoice::Both, 64, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connecting {} to the bridge: {e}", us.ufrag));
         socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        Self { socket, outbound, inbound, profile }
+        Self { socket, outbound: secured.outbound, inbound: secured.inbound, profile: secured.profile }
     }
 
     /// Sends one RTP packet with `payload`.

@@ -11,7 +11,7 @@ use bridge::sfu::registry::{DtlsParameters, EndpointUpdate, FingerprintParameter
 use bridge::sfu::{MediaWorker, Registry};
 use engine::{BackendChoice, Engine, EngineConfig, MemoryLock};
 
-use super::peer::{BridgeEndpoint, Identity, Peer};
+use super::peer::{BridgeEndpoint, Identity, Peer, identity};
 
 pub struct Sfu {
     pub engine: Engine,
@@ -45,9 +45,9 @@ impl Sfu {
         name: &str,
         sources: &[(u32, MediaKind)],
     ) -> (EndpointId, Peer) {
-        let identity = Identity::generate(name);
-        let (id, bridge) = self.signal(conference, &identity, sources);
-        let peer = Peer::connect(self.engine.local_addr(), &bridge, &identity, "127.0.0.1:0");
+        let us = identity(name);
+        let (id, bridge) = self.signal(conference, &us, sources);
+        let peer = Peer::connect(self.engine.local_addr(), &bridge, &us, "127.0.0.1:0");
         (id, peer)
     }
 

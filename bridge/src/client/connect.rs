@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use bridge::media::srtp::{Context, Profile};
+use crate::media::srtp::{Context, Profile};
 use openssl::ssl::{HandshakeError, Ssl, SslContext, SslMethod, SslStream, SslVerifyMode};
 
 use super::ice::{self, Checks};
