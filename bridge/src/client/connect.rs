@@ -82,6 +82,7 @@ fn nominate(socket: &UdpSocket, checks: &mut Checks, deadline: Instant) -> Resul
                 Ok(n) if ice::is_success(&buf[..n]) => return Ok(()),
                 Ok(_) => continue,
                 Err(e) if is_timeout(&e) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP port unreachable from an earlier check: the bridge is not up (yet).
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
                 Err(e) => return Err(format!("ICE: {e}")),

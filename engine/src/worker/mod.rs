@@ -206,6 +206,16 @@ impl Core {
     }
 
     /// End of a loop turn: wake peers we gave work to, publish counters.
+    /// Whether the turn's queued sends must go out before another datagram is handled: one
+    /// datagram may need a fresh slot and a queue entry for each of up to `max_fanout` copies
+    /// (an SFU encrypts every copy on its own), and a burst handled in one turn (say, after the
+    /// worker was descheduled) would otherwise run out of both and drop copies.
+    #[inline]
+    pub(crate) fn sends_must_go(&self) -> bool {
+        let reserve = self.fanout.capacity();
+        self.free.len() < reserve || self.pending.len() + reserve > self.pending.capacity()
+    }
+
     pub(crate) fn end_turn(&mut self) {
         self.counters.syscalls += self.mesh.wake_touched();
         self.published.publish(&self.counters);

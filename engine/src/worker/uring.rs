@@ -304,7 +304,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, handler: H) -> io::Result<()> {
             }
         }
         worker.wait()?;
-        let now = worker.reap();
+        let now = worker.reap()?;
         worker.after_completions(now);
     }
     worker.ring.submitter().unregister_buf_ring(BUFFER_GROUP)?;
@@ -488,9 +488,22 @@ impl<H: Handler> Worker<H> {
 
     /// Handles every completion: received datagrams, finished slow-path sends, wake-ups.
     /// Returns the time it stamped the datagrams with.
-    fn reap(&mut self) -> Instant {
+    ///
+    /// When a burst fills the turn's sends (slots or queue, see `Core::sends_must_go`), they go
+    /// out before the next completion is handled, instead of copies being dropped: a turn
+    /// after a long sleep may hold more datagrams than the share of slots kept off the
+    /// receive ring can take copies of.
+    fn reap(&mut self) -> io::Result<Instant> {
         let now = Instant::now();
         self.busy = false;
+        while self.reap_until_sends_must_go(now) {
+            self.send_turn()?;
+        }
+        Ok(now)
+    }
+
+    /// Handles completions until there are none or sends must go first; true in the second case.
+    fn reap_until_sends_must_go(&mut self, now: Instant) -> bool {
         for cqe in self.ring.completion() {
             let data = cqe.user_data();
             match data & TAG_MASK {
@@ -523,8 +536,11 @@ impl<H: Handler> Worker<H> {
                 TAG_WAKE => self.wake_armed = false,
                 _ => {}
             }
+            if self.core.sends_must_go() {
+                return true;
+            }
         }
-        now
+        false
     }
 
     /// Takes what other workers handed over, samples kernel drops, runs due timers.
