@@ -31,12 +31,12 @@ pub struct Forwarder {
 impl Forwarder {
     /// Re-executes this binary as a forwarder child and waits for its ready line.
     pub fn spawn(options: &ServeOptions) -> io::Result<Self> {
-        let child = Command::new(std::env::current_exe()?)
-            .args(options.to_args())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+        let mut command = Command::new(std::env::current_exe()?);
+        command.args(options.to_args());
+        if let Some(secret) = &options.control_secret {
+            command.env("BRIDGE_CONTROL_SECRET", secret);
+        }
+        let child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
         // From here on `KillOnDrop` ends the child on every early return.
         let mut guard = KillOnDrop(Some(child));
         let child = guard.0.as_mut().expect("the guard holds the child until defused");

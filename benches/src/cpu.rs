@@ -1,4 +1,4 @@
-//! CPU time of another process, from `/proc`.
+//! CPU time (and resident memory) of another process, from `/proc`.
 //!
 //! The first field of `/proc/<pid>/task/<tid>/schedstat` is the thread's time on CPU in
 //! nanoseconds (the scheduler's `sum_exec_runtime`), far finer than the clock ticks of
@@ -24,6 +24,16 @@ pub fn process_ns(pid: u32) -> io::Result<u64> {
         }
     }
     Ok(total)
+}
+
+/// Resident memory of process `pid` (`VmRSS` in `/proc/<pid>/status`), in KiB.
+pub fn process_rss_kib(pid: u32) -> io::Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    // "VmRSS:	  123456 kB": the unit follows the number.
+    let value = status.lines().find_map(|l| l.strip_prefix("VmRSS:"));
+    value
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS in /proc/<pid>/status"))
 }
 
 /// Voluntary context switches of every thread of process `pid`, summed: how often the

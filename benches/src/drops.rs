@@ -14,6 +14,16 @@ pub fn udp_drops(ports: &[u16]) -> io::Result<u64> {
     Ok(parse(&fs::read_to_string("/proc/net/udp")?, ports))
 }
 
+/// Drops summed over every IPv4 UDP socket of the machine.
+pub fn all_udp_drops() -> io::Result<u64> {
+    let table = fs::read_to_string("/proc/net/udp")?;
+    Ok(table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_ascii_whitespace().last()?.parse::<u64>().ok())
+        .sum())
+}
+
 /// Each line after the header: `sl local_address rem_address st ... drops`, with the local
 /// address as `HEXIP:HEXPORT` and drops as the last field.
 fn parse(table: &str, ports: &[u16]) -> u64 {

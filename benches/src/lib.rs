@@ -21,11 +21,14 @@ pub mod drops;
 pub mod kernel;
 pub mod load;
 pub mod loadgen;
+pub mod meeting;
 pub mod mmsg;
 pub mod perf;
 pub mod scenario;
 pub mod serve;
+pub mod sfu_report;
 pub mod srtp;
+pub mod svg;
 
 /// Size of every datagram `bench-report` sends: a typical video RTP packet.
 pub const PACKET_LEN: usize = 1200;

@@ -172,6 +172,7 @@ pub fn measure(scenario: &Scenario, count_syscalls: bool) -> io::Result<Sample> 
         pool_slots: scenario.pool_slots,
         batch_wait_us: scenario.batch_wait_us,
         lifetime: scenario.warmup + scenario.window + Duration::from_secs(60),
+        control_secret: None,
     };
     let mut forwarder = Forwarder::spawn(&options)?;
     let to = SocketAddr::from(([127, 0, 0, 1], forwarder.ready().port));

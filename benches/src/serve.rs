@@ -3,11 +3,17 @@
 //! ```text
 //! bench-report --serve kernel|kernel-per-core|relay|srtp-gcm|srtp-cm --route FROM=TO[,TO...]... [--workers N] [--pool-slots N]
 //!                                                   [--lifetime-secs S]
+//! BRIDGE_CONTROL_SECRET=... bench-report --serve sfu [--workers N] [--pool-slots N] [--lifetime-secs S]
 //! ```
 //!
 //! The child binds 127.0.0.1:0, prints one [`Ready`] line on stdout and forwards until its
 //! stdin closes (the parent is done with it, or died), SIGTERM arrives (default action), or
 //! `--lifetime-secs` pass, whichever comes first, so it can never outlive a run for long.
+//!
+//! `sfu` is the whole bridge as `bridge::run` wires it: engine, media workers and the control
+//! API, the latter on another ephemeral port that the ready line names. It needs no routes:
+//! the parent's load generator joins through the API. The API secret comes from the
+//! environment (the parent draws a random one), so it never shows in a process listing.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,9 +23,15 @@ use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use bridge::config::BridgeConfig;
+use bridge::control::{self, MediaFacts};
+use bridge::media::dtls::Certificate;
 use bridge::media::srtp::Profile;
 use bridge::media::srtp_relay::{SrtpRelay, SrtpRoute};
 use bridge::relay::{self, Relay, RelayConfig, Route};
+use bridge::sfu::{MediaWorker, Registry};
 use engine::{BackendChoice, Engine, EngineConfig, MemoryLock};
 
 use crate::{kernel, mmsg, srtp};
@@ -42,6 +54,9 @@ pub enum Kind {
     SrtpGcm,
     /// The same with AES_CM_128_HMAC_SHA1_80.
     SrtpCm,
+    /// The whole SFU ([`bridge::sfu::MediaWorker`] on the engine, with the control API),
+    /// driven by [`crate::loadgen`] through real ICE, DTLS and SRTP.
+    Sfu,
 }
 
 impl Kind {
@@ -50,13 +65,13 @@ impl Kind {
         match self {
             Self::SrtpGcm => Some(Profile::AeadAes128Gcm),
             Self::SrtpCm => Some(Profile::Aes128CmHmacSha1_80),
-            Self::Kernel | Self::KernelPerCore | Self::Relay => None,
+            Self::Kernel | Self::KernelPerCore | Self::Relay | Self::Sfu => None,
         }
     }
 
     /// Whether the engine runs it (so that `--pool-slots` and `--batch-wait-us` apply).
     pub fn is_engine(self) -> bool {
-        matches!(self, Self::Relay | Self::SrtpGcm | Self::SrtpCm)
+        matches!(self, Self::Relay | Self::SrtpGcm | Self::SrtpCm | Self::Sfu)
     }
 }
 
@@ -69,6 +84,7 @@ impl fmt::Display for Kind {
             Self::Relay => "relay",
             Self::SrtpGcm => "srtp-gcm",
             Self::SrtpCm => "srtp-cm",
+            Self::Sfu => "sfu",
         })
     }
 }
@@ -83,9 +99,10 @@ impl FromStr for Kind {
             "relay" => Ok(Self::Relay),
             "srtp-gcm" => Ok(Self::SrtpGcm),
             "srtp-cm" => Ok(Self::SrtpCm),
-            other => {
-                Err(format!("--serve {other}: expected kernel, kernel-per-core, relay, srtp-gcm or srtp-cm"))
-            }
+            "sfu" => Ok(Self::Sfu),
+            other => Err(format!(
+                "--serve {other}: expected kernel, kernel-per-core, relay, srtp-gcm, srtp-cm or sfu"
+            )),
         }
     }
 }
@@ -103,6 +120,9 @@ pub struct ServeOptions {
     pub batch_wait_us: Option<u32>,
     /// Upper bound on the child's life, in case the parent neither closes stdin nor kills it.
     pub lifetime: Duration,
+    /// The control API's secret ([`Kind::Sfu`] only). Handed over in the child's environment
+    /// as `BRIDGE_CONTROL_SECRET`, never on its command line.
+    pub control_secret: Option<String>,
 }
 
 impl ServeOptions {
@@ -126,8 +146,9 @@ impl ServeOptions {
 
     /// Reads what [`to_args`](Self::to_args) wrote (`args` starts after `--serve`).
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let (kind, mut rest) =
-            args.split_first().ok_or("--serve needs kernel, kernel-per-core, relay, srtp-gcm or srtp-cm")?;
+        let (kind, mut rest) = args
+            .split_first()
+            .ok_or("--serve needs kernel, kernel-per-core, relay, srtp-gcm, srtp-cm or sfu")?;
         let mut options = Self {
             kind: kind.parse()?,
             routes: Vec::new(),
@@ -135,6 +156,7 @@ impl ServeOptions {
             pool_slots: None,
             batch_wait_us: None,
             lifetime: Duration::from_secs(600),
+            control_secret: None,
         };
         while let [flag, value, tail @ ..] = rest {
             match flag.as_str() {
@@ -161,7 +183,7 @@ impl ServeOptions {
         if let [dangling] = rest {
             return Err(format!("{dangling} needs a value"));
         }
-        if options.routes.is_empty() {
+        if options.routes.is_empty() && options.kind != Kind::Sfu {
             return Err("--serve needs at least one --route".to_owned());
         }
         Ok(options)
@@ -177,19 +199,34 @@ fn parse_route(text: &str) -> Result<Route, String> {
     Ok(Route { from: from.parse().map_err(bad)?, to })
 }
 
-/// The one line a child prints once it forwards: `ready port=P backend=B workers=W`.
+/// The one line a child prints once it forwards: `ready port=P backend=B workers=W`, and
+/// ` control=ADDR` after it for the SFU.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ready {
+    /// The media port on 127.0.0.1.
     pub port: u16,
     /// `kernel-mmsg` for the baseline, the engine's backend name for the relay.
     pub backend: String,
     pub workers: usize,
+    /// The SFU's control API.
+    pub control: Option<SocketAddr>,
+}
+
+impl Ready {
+    /// The media address.
+    pub fn media(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
 }
 
 impl fmt::Display for Ready {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Backend names contain no spaces: `io_uring`, `mmsg`, `kernel-mmsg`.
-        write!(f, "ready port={} backend={} workers={}", self.port, self.backend, self.workers)
+        write!(f, "ready port={} backend={} workers={}", self.port, self.backend, self.workers)?;
+        match self.control {
+            Some(control) => write!(f, " control={control}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -203,7 +240,11 @@ impl FromStr for Ready {
         let port = value("port=")?.parse().map_err(|_| bad())?;
         let backend = value("backend=")?.to_owned();
         let workers = value("workers=")?.parse().map_err(|_| bad())?;
-        Ok(Self { port, backend, workers })
+        let control = match fields.next() {
+            None => None,
+            Some(field) => Some(field.strip_prefix("control=").and_then(|a| a.parse().ok()).ok_or_else(bad)?),
+        };
+        Ok(Self { port, backend, workers, control })
     }
 }
 
@@ -214,6 +255,7 @@ pub fn run(options: &ServeOptions) -> Result<(), String> {
         Kind::Kernel => serve_kernel(options, listen),
         Kind::KernelPerCore => serve_kernel_per_core(options, listen),
         Kind::Relay | Kind::SrtpGcm | Kind::SrtpCm => serve_relay(options, listen),
+        Kind::Sfu => serve_sfu(options, listen),
     }
 }
 
@@ -231,7 +273,7 @@ fn serve_kernel(options: &ServeOptions, listen: SocketAddr) -> Result<(), String
             std::process::exit(1);
         })
         .map_err(|e| e.to_string())?;
-    announce(&Ready { port, backend: "kernel-mmsg".to_owned(), workers: 1 })?;
+    announce(&Ready { port, backend: "kernel-mmsg".to_owned(), workers: 1, control: None })?;
     wait_for_parent(options.lifetime);
     // The forwarder thread sleeps in recvmmsg; returning from main ends it with the process.
     Ok(())
@@ -268,34 +310,88 @@ fn serve_kernel_per_core(options: &ServeOptions, listen: SocketAddr) -> Result<(
             })
             .map_err(|e| e.to_string())?;
     }
-    announce(&Ready { port: addr.port(), backend: "kernel-mmsg".to_owned(), workers: threads })?;
+    announce(&Ready {
+        port: addr.port(),
+        backend: "kernel-mmsg".to_owned(),
+        workers: threads,
+        control: None,
+    })?;
     wait_for_parent(options.lifetime);
     Ok(())
 }
 
 fn serve_relay(options: &ServeOptions, listen: SocketAddr) -> Result<(), String> {
     let engine = start_relay(options, listen)?;
-    let backend = match engine.backend() {
-        engine::Backend::IoUring => "io_uring",
-        engine::Backend::Mmsg => "mmsg",
-    };
     announce(&Ready {
         port: engine.local_addr().port(),
-        backend: backend.to_owned(),
+        backend: backend_name(&engine).to_owned(),
         workers: engine.workers(),
+        control: None,
     })?;
     wait_for_parent(options.lifetime);
     if engine.stop() { Ok(()) } else { Err("engine workers did not stop in time".to_owned()) }
 }
 
-/// The engine as the bridge runs it in relay mode (or running [`SrtpRelay`] on the same
-/// routes, for the SRTP kinds), with memory locking off (a benchmark needs no protection from
-/// swap, and may run without a raised RLIMIT_MEMLOCK).
-fn start_relay(options: &ServeOptions, listen: SocketAddr) -> Result<Engine, String> {
-    let relay_config = RelayConfig { routes: options.routes.clone(), ..RelayConfig::default() };
-    relay_config.validate()?;
+/// Says on stderr what the engine dropped, by reason, if anything: where the SFU's loss
+/// happened, which the kernel's socket counters cannot tell once a packet is inside.
+fn report_drops(engine: &Engine) {
+    let totals = engine.totals();
+    if totals.total_drops() == 0 {
+        return;
+    }
+    let reasons: Vec<String> = engine::DropReason::ALL
+        .into_iter()
+        .filter(|&reason| totals.drops(reason) > 0)
+        .map(|reason| format!("{}={}", reason.as_str(), totals.drops(reason)))
+        .collect();
+    eprintln!("bench-report --serve: engine drops over its life: {}", reasons.join(" "));
+}
+
+fn backend_name(engine: &Engine) -> &'static str {
+    match engine.backend() {
+        engine::Backend::IoUring => "io_uring",
+        engine::Backend::Mmsg => "mmsg",
+    }
+}
+
+/// The SFU as `bridge::run` starts it (its `start_sfu` is private and keeps the control
+/// API's address to itself, so this repeats its few lines), with the engine configured as
+/// for the relay and the control API on an ephemeral port of 127.0.0.1.
+fn serve_sfu(options: &ServeOptions, listen: SocketAddr) -> Result<(), String> {
+    let text = "[control]\nlisten = \"127.0.0.1:0\"\n[metrics]\nlisten = \"\"\n";
+    let mut config = BridgeConfig::parse(text)?;
+    config.engine = engine_config(options, listen);
+    let secret = config.control.resolve_secret()?.ok_or("the SFU child needs BRIDGE_CONTROL_SECRET")?;
+    let certificate = Certificate::generate().map_err(|e| format!("DTLS certificate: {e}"))?;
+    let workers = config.engine.worker_count();
+    let registry = Arc::new(Registry::new(certificate, config.control.limits(), workers));
+    let engine = Engine::start(&config.engine, |worker| MediaWorker::new(registry.clone(), worker))
+        .map_err(|e| format!("engine: {e}"))?;
+    let media = engine.local_addr();
+    let facts = MediaFacts {
+        announce: config.media.announced(media),
+        port: media.port(),
+        workers: engine.workers(),
+        backend: backend_name(&engine),
+    };
+    let interval = Duration::from_millis(config.metrics.interval_ms);
+    let server = control::start(&config.control, secret, registry, facts, interval)?;
+    announce(&Ready {
+        port: media.port(),
+        backend: backend_name(&engine).to_owned(),
+        workers: engine.workers(),
+        control: Some(server.local_addr),
+    })?;
+    wait_for_parent(options.lifetime);
+    report_drops(&engine);
+    if engine.stop() { Ok(()) } else { Err("engine workers did not stop in time".to_owned()) }
+}
+
+/// The engine as the bridge runs it, with memory locking off (a benchmark needs no protection
+/// from swap, and may run without a raised RLIMIT_MEMLOCK).
+fn engine_config(options: &ServeOptions, listen: SocketAddr) -> EngineConfig {
     let defaults = EngineConfig::default();
-    let config = EngineConfig {
+    EngineConfig {
         listen,
         workers: options.workers,
         pool_slots_per_worker: options.pool_slots.unwrap_or(defaults.pool_slots_per_worker),
@@ -304,7 +400,15 @@ fn start_relay(options: &ServeOptions, listen: SocketAddr) -> Result<Engine, Str
         backend: BackendChoice::Auto,
         socket_buffer: SOCKET_BUFFER,
         ..defaults
-    };
+    }
+}
+
+/// The engine in relay mode (or running [`SrtpRelay`] on the same routes, for the SRTP
+/// kinds).
+fn start_relay(options: &ServeOptions, listen: SocketAddr) -> Result<Engine, String> {
+    let relay_config = RelayConfig { routes: options.routes.clone(), ..RelayConfig::default() };
+    relay_config.validate()?;
+    let config = engine_config(options, listen);
     let table = relay::table(&relay_config, config.worker_count());
     let started = match options.kind.srtp_profile() {
         None => Engine::start(&config, |_| Relay::new(table.clone())),
@@ -366,6 +470,7 @@ mod tests {
             pool_slots: Some(512),
             batch_wait_us: Some(100),
             lifetime: Duration::from_secs(30),
+            control_secret: None,
         };
         let args = options.to_args();
         let parsed = ServeOptions::parse(&args[1..]).unwrap();
@@ -377,7 +482,7 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_their_names() {
-        for kind in [Kind::Kernel, Kind::KernelPerCore, Kind::Relay, Kind::SrtpGcm, Kind::SrtpCm] {
+        for kind in [Kind::Kernel, Kind::KernelPerCore, Kind::Relay, Kind::SrtpGcm, Kind::SrtpCm, Kind::Sfu] {
             assert_eq!(kind.to_string().parse::<Kind>().unwrap(), kind);
         }
         assert!("kernel-per-socket".parse::<Kind>().is_err());
@@ -385,8 +490,10 @@ mod tests {
 
     #[test]
     fn ready_line_round_trips() {
-        let ready = Ready { port: 4242, backend: "io_uring".to_owned(), workers: 2 };
+        let ready = Ready { port: 4242, backend: "io_uring".to_owned(), workers: 2, control: None };
         assert_eq!(ready.to_string().parse::<Ready>().unwrap(), ready);
+        let sfu = Ready { control: Some("127.0.0.1:8080".parse().unwrap()), ..ready };
+        assert_eq!(sfu.to_string().parse::<Ready>().unwrap(), sfu);
         assert!("listening on 4242".parse::<Ready>().is_err());
     }
 }

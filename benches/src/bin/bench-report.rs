@@ -2,10 +2,10 @@
 //! re-encryption, against two kernel baselines measured in the same run on the same load.
 //!
 //! ```text
-//! bench-report              5 repetitions of 3 s windows per scenario (about 2 min)
-//! bench-report --quick      3 repetitions of 1 s windows (about 45 s)
+//! bench-report              5 repetitions of 3 s windows per scenario
+//! bench-report --quick      3 repetitions of 1 s windows
 //!     [--rate PPS] [--secs S] [--reps N] [--sources N] [--pool-slots N] [--workers N]
-//!     [--batch-wait-us N] [--no-syscalls]
+//!     [--batch-wait-us N] [--no-syscalls] [--no-sfu] [--video-pps N] [--soak] [--svg PATH]
 //! ```
 //!
 //! `--pool-slots` sets the engine's `pool_slots_per_worker` (default: the engine's default),
@@ -41,6 +41,19 @@
 //! going first, so that a noisy neighbour or a frequency change hits all alike, and each
 //! scenario reports the median of its repetitions.
 //!
+//! SFU scenarios ([`benches::sfu_report`]), interleaved with the above: the whole bridge
+//! (`--serve sfu`: engine, media workers, control API) driven by loadgen from this process
+//! through real ICE, DTLS and SRTP. `sfu-gcm` and `sfu-cm` (the participants offer only
+//! AEAD_AES_128_GCM or only AES_CM_128_HMAC_SHA1_80) in conferences of 2 (fan-out 1) and of 5
+//! (fan-out 4), offered `--rate` packets/s in all (audio 50 and `--video-pps` video packets/s
+//! per participant; the conference count follows); and `meeting`, conferences of 10 with
+//! everyone sending audio and video (fan-out 9, GCM) at 4/9 of `--rate`, so it forwards as
+//! many copies as fan-out 4. Then, for the meeting: the highest offered rate with loss under
+//! 0.1% (doubling, then bisecting; short runs), a run at half that rate with receivers waking
+//! on every packet for its p99 latency, and a long run for the growth of the bridge's resident
+//! memory after warm-up (`--soak`: 5 minutes). `--svg PATH` writes a bar chart of CPU per
+//! forwarded packet of every configuration.
+//!
 //! Output: a table, then one JSON object as the last line of stdout. In it `kernel_*` is the
 //! same-topology baseline and `kernel_1thread_*` the single-threaded one; `gcm_*` and `cm_*`
 //! are the SRTP forwarders at fan-out 1. Progress goes to stderr.
@@ -50,8 +63,11 @@ use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use benches::meeting::{self, MeetingSample};
 use benches::scenario::{self, Sample, Scenario};
 use benches::serve::{self, Kind, ServeOptions};
+use benches::sfu_report::{self, CASES, MEETING, Search, SfuCase, SfuSettings, SfuSummary};
+use benches::svg::{self, Bar};
 use benches::{PACKET_LEN, kernel, perf};
 use engine::EngineConfig;
 use serde_json::json;
@@ -60,7 +76,8 @@ use serde_json::json;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage: bench-report [--quick] [--rate PPS] [--secs S] [--reps N] [--sources N] \
-                     [--pool-slots N] [--workers N] [--batch-wait-us N] [--no-syscalls]";
+                     [--pool-slots N] [--workers N] [--batch-wait-us N] [--no-syscalls] [--no-sfu] \
+                     [--video-pps N] [--soak] [--svg PATH]";
 
 const FANOUTS: [usize; 2] = [1, 4];
 /// Forwarders measured at every fan-out, in report order.
@@ -91,6 +108,18 @@ struct Settings {
     workers: Option<usize>,
     /// Window of the extra runs that count syscalls; `None` skips them.
     syscall_window: Option<Duration>,
+    /// Whether the SFU scenarios run.
+    sfu: bool,
+    /// Video packets/s per SFU participant.
+    video_pps: u32,
+    /// Runs of the lossless-rate search, and the window of each.
+    search_steps: usize,
+    search_window: Duration,
+    /// The memory soak: warm-up, then the window between the two samples.
+    soak_warmup: Duration,
+    soak_window: Duration,
+    /// Where to write the SVG chart.
+    svg: Option<String>,
 }
 
 impl Settings {
@@ -108,6 +137,13 @@ impl Settings {
                 batch_wait_us: None,
                 workers: None,
                 syscall_window: Some(Duration::from_millis(500)),
+                sfu: true,
+                video_pps: 450,
+                search_steps: 5,
+                search_window: Duration::from_secs(1),
+                soak_warmup: Duration::from_secs(2),
+                soak_window: Duration::from_secs(20),
+                svg: None,
             }
         } else {
             Self {
@@ -121,6 +157,13 @@ impl Settings {
                 batch_wait_us: None,
                 workers: None,
                 syscall_window: Some(Duration::from_secs(1)),
+                sfu: true,
+                video_pps: 450,
+                search_steps: 8,
+                search_window: Duration::from_secs(2),
+                soak_warmup: Duration::from_secs(5),
+                soak_window: Duration::from_secs(60),
+                svg: None,
             }
         };
         let mut rest = args;
@@ -133,6 +176,17 @@ impl Settings {
                     settings.syscall_window = None;
                     continue;
                 }
+                "--no-sfu" => {
+                    settings.sfu = false;
+                    continue;
+                }
+                "--soak" => {
+                    settings.soak_warmup = Duration::from_secs(10);
+                    settings.soak_window = Duration::from_secs(300);
+                    continue;
+                }
+                "--video-pps" => settings.video_pps = number(flag, value)?,
+                "--svg" => settings.svg = Some(value.ok_or("--svg needs a path")?.to_owned()),
                 "--rate" => settings.rate = number(flag, value)?,
                 "--secs" => settings.window = Duration::from_secs_f64(number(flag, value)?),
                 "--reps" => settings.reps = number(flag, value)?,
@@ -156,6 +210,20 @@ impl Settings {
             );
         }
         Ok(settings)
+    }
+
+    fn sfu(&self, workers: usize) -> SfuSettings {
+        SfuSettings {
+            rate: self.rate,
+            video_pps: self.video_pps,
+            warmup: self.warmup.max(Duration::from_millis(500)),
+            window: self.window,
+            workers,
+            pool_slots: self.pool_slots,
+            batch_wait_us: self.batch_wait_us,
+            // One per core, as many as the bridge's workers.
+            threads: workers,
+        }
     }
 }
 
@@ -198,17 +266,86 @@ fn main() -> ExitCode {
 fn report(settings: &Settings) -> io::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = settings.workers.unwrap_or(cores);
-    let samples = run_interleaved(settings, workers)?;
-    let syscalls = match settings.syscall_window {
-        Some(window) if perf::available() => count_syscalls(settings, workers, window),
-        _ => BTreeMap::new(),
+    let sfu = settings.sfu.then(|| settings.sfu(workers));
+    let (samples, sfu_samples) = run_interleaved(settings, workers, sfu.as_ref())?;
+    let counting = settings.syscall_window.filter(|_| perf::available());
+    let syscalls = match counting {
+        Some(window) => count_syscalls(settings, workers, window),
+        None => BTreeMap::new(),
     };
     let summaries: Vec<Summary> = scenarios()
         .map(|(kind, fanout)| Summary::of(kind, fanout, &samples, syscalls.get(&(kind, fanout))))
         .collect();
+    let sfu_report = match &sfu {
+        Some(sfu) => Some(sfu_extras(settings, sfu, &sfu_samples, counting)?),
+        None => None,
+    };
     print_table(settings, &summaries);
-    println!("{}", report_json(settings, &summaries));
+    if let Some(extras) = &sfu_report {
+        print_sfu_table(&summaries, extras);
+    }
+    if let Some(path) = &settings.svg {
+        std::fs::write(path, chart(settings, &summaries, sfu_report.as_ref()))?;
+        eprintln!("bench-report: chart written to {path}");
+    }
+    let mut json = report_json(settings, &summaries);
+    if let Some(extras) = &sfu_report {
+        add_sfu_json(&mut json, &summaries, extras);
+    }
+    println!("{json}");
     Ok(())
+}
+
+/// What the SFU part adds to the report.
+struct SfuExtras {
+    summaries: Vec<SfuSummary>,
+    search: Search,
+    soak: MeetingSample,
+}
+
+/// The SFU summaries (with their syscall counts from extra runs), the lossless-rate search
+/// and the memory soak.
+fn sfu_extras(
+    settings: &Settings,
+    sfu: &SfuSettings,
+    samples: &[(usize, MeetingSample)],
+    counting: Option<Duration>,
+) -> io::Result<SfuExtras> {
+    let mut summaries = Vec::with_capacity(CASES.len());
+    for (index, case) in CASES.into_iter().enumerate() {
+        let mine: Vec<MeetingSample> =
+            samples.iter().filter(|(i, _)| *i == index).map(|(_, s)| s.clone()).collect();
+        let syscalls = match counting {
+            Some(window) => match meeting::measure(&sfu.meeting(case, window), true) {
+                Ok(sample) => {
+                    let per_pkt = sample.syscalls_per_pkt();
+                    if let Some(per_pkt) = per_pkt {
+                        eprintln!(
+                            "[perf] {:<15} fan-out {}: {per_pkt:.3} syscalls/pkt",
+                            case.name,
+                            case.fanout()
+                        );
+                    }
+                    per_pkt
+                }
+                Err(e) => {
+                    eprintln!("[perf] {} fan-out {}: not counted: {e}", case.name, case.fanout());
+                    None
+                }
+            },
+            None => None,
+        };
+        summaries.push(SfuSummary::of(sfu, case, &mine, syscalls));
+    }
+    let search = sfu_report::max_pps_lossless(sfu, settings.search_steps, settings.search_window)?;
+    eprintln!(
+        "[rss] meeting for {:.0} s after {:.0} s of warm-up",
+        settings.soak_window.as_secs_f64(),
+        settings.soak_warmup.as_secs_f64()
+    );
+    let soak = sfu_report::rss_growth(sfu, settings.soak_warmup, settings.soak_window)?;
+    eprintln!("[rss] {} KiB -> {} KiB: {:+.2}%", soak.rss_kib.0, soak.rss_kib.1, soak.rss_growth_pct());
+    Ok(SfuExtras { summaries, search, soak })
 }
 
 /// The forwarders measured at `fanout`, in report order.
@@ -235,30 +372,84 @@ fn scenario(settings: &Settings, kind: Kind, fanout: usize, workers: usize, wind
     }
 }
 
-/// All measured runs: for each repetition and fan-out, one run of each forwarder, taking turns
-/// going first.
-fn run_interleaved(settings: &Settings, workers: usize) -> io::Result<Vec<(Kind, Sample)>> {
-    let total = settings.reps * scenarios().count();
+/// One measured run of [`run_interleaved`].
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Forwarder(Kind),
+    /// An index into [`CASES`].
+    Sfu(usize),
+}
+
+/// The runs of one fan-out, in report order: the forwarders, then the SFU cases (with `sfu`).
+/// Fan-out 9 is the meeting alone.
+fn steps(fanout: usize, sfu: bool) -> Vec<Step> {
+    let forwarders = if FANOUTS.contains(&fanout) { kinds(fanout) } else { &[] };
+    let cases = CASES.iter().enumerate().filter(|(_, case)| sfu && case.fanout() == fanout);
+    forwarders.iter().map(|&kind| Step::Forwarder(kind)).chain(cases.map(|(i, _)| Step::Sfu(i))).collect()
+}
+
+/// All measured runs: for each repetition and fan-out, one run of each forwarder and SFU case,
+/// taking turns going first; the meeting last in each repetition.
+type Samples = (Vec<(Kind, Sample)>, Vec<(usize, MeetingSample)>);
+
+fn run_interleaved(settings: &Settings, workers: usize, sfu: Option<&SfuSettings>) -> io::Result<Samples> {
+    let fanouts: Vec<usize> = FANOUTS.into_iter().chain(sfu.map(|_| MEETING.fanout())).collect();
+    let total = settings.reps * fanouts.iter().map(|&f| steps(f, sfu.is_some()).len()).sum::<usize>();
     let mut samples = Vec::with_capacity(total);
+    let mut sfu_samples = Vec::new();
     for rep in 0..settings.reps {
-        for fanout in FANOUTS {
-            let kinds = kinds(fanout);
-            let mut order = kinds.to_vec();
-            order.rotate_left(rep % kinds.len());
-            for kind in order {
-                let sample =
-                    scenario::measure(&scenario(settings, kind, fanout, workers, settings.window), false)
-                        .map_err(|e| io::Error::new(e.kind(), format!("{kind} fan-out {fanout}: {e}")))?;
-                eprintln!(
-                    "[{:>2}/{total}] {kind:<15} fan-out {fanout}: {}",
-                    samples.len() + 1,
-                    progress(&sample)
-                );
-                samples.push((kind, sample));
+        for &fanout in &fanouts {
+            let mut order = steps(fanout, sfu.is_some());
+            let len = order.len();
+            order.rotate_left(rep % len);
+            for step in order {
+                let done = samples.len() + sfu_samples.len() + 1;
+                match (step, sfu) {
+                    (Step::Forwarder(kind), _) => {
+                        let scenario = scenario(settings, kind, fanout, workers, settings.window);
+                        let sample = scenario::measure(&scenario, false)
+                            .map_err(|e| io::Error::new(e.kind(), format!("{kind} fan-out {fanout}: {e}")))?;
+                        eprintln!("[{done:>2}/{total}] {kind:<15} fan-out {fanout}: {}", progress(&sample));
+                        samples.push((kind, sample));
+                    }
+                    (Step::Sfu(index), Some(sfu)) => {
+                        let case = CASES[index];
+                        let sample =
+                            meeting::measure(&sfu.meeting(case, settings.window), false).map_err(|e| {
+                                io::Error::new(e.kind(), format!("{} fan-out {fanout}: {e}", case.name))
+                            })?;
+                        eprintln!(
+                            "[{done:>2}/{total}] {:<15} fan-out {fanout}: {}",
+                            case.name,
+                            sfu_progress(&sample)
+                        );
+                        sfu_samples.push((index, sample));
+                    }
+                    (Step::Sfu(_), None) => unreachable!("SFU steps exist only with SFU settings"),
+                }
             }
         }
     }
-    Ok(samples)
+    Ok((samples, sfu_samples))
+}
+
+fn sfu_progress(sample: &MeetingSample) -> String {
+    let latency = sample.report.total.latency;
+    let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+    format!(
+        "{:7.1} ns/pkt, {:.0} pkt/s out, loss {:.3}% (full-socket drops in the window: {} at the bridge, {} elsewhere), \
+         latency p50/p99/p99.9 {}/{}/{} µs, SRTP {}, other processes {:.2} cores",
+        sample.ns_per_pkt(),
+        sample.delivered_pps(),
+        sample.loss() * 100.0,
+        sample.bridge_socket_drops,
+        sample.other_socket_drops,
+        us(latency.p50_us),
+        us(latency.p99_us),
+        us(latency.p999_us),
+        sample.report.profile,
+        sample.foreign_cores,
+    )
 }
 
 fn progress(sample: &Sample) -> String {
@@ -546,4 +737,181 @@ fn report_json(settings: &Settings, summaries: &[Summary]) -> serde_json::Value 
         "quick": settings.quick,
         "scenarios": scenarios,
     })
+}
+
+/// The kernel fan-out an SFU case is compared with: its own, or fan-out 1 for the meeting
+/// (the kernel runs go no higher than 4).
+fn baseline_fanout(case: SfuCase) -> usize {
+    if FANOUTS.contains(&case.fanout()) { case.fanout() } else { FANOUTS[0] }
+}
+
+/// CPU per packet of an SFU case over that of a kernel baseline (see [`baseline_fanout`]).
+fn sfu_ratio(summaries: &[Summary], sfu: &SfuSummary, baseline: Kind) -> f64 {
+    sfu.median() / find(summaries, baseline, baseline_fanout(sfu.case)).median()
+}
+
+fn print_sfu_table(summaries: &[Summary], extras: &SfuExtras) {
+    let first = &extras.summaries[0];
+    println!();
+    println!(
+        "SFU = bridge (engine {} workers, {}, media workers, control API) joined by loadgen with ICE, DTLS \
+         and SRTP; every participant sends audio (50 pkt/s, ~100 B) and video (1200 B, frame bursts)",
+        first.workers, first.backend
+    );
+    println!(
+        "ns/pkt = bridge CPU time / media packets the participants received; x kpc, x k1 = over \
+         kernel-per-core, kernel (1 thread) at the same fan-out (fan-out 1 for the meeting)"
+    );
+    println!(
+        "latency = one-way, whole run, receivers napping 1 ms between reads (up to 1 ms of it is theirs)"
+    );
+    println!();
+    println!(
+        "{:<10} {:>6} {:>5} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>7} {:>7} {:>8} {:>12} {:>6}",
+        "config",
+        "fanout",
+        "confs",
+        "in pkt/s",
+        "out pkt/s",
+        "ns/pkt",
+        "x kpc",
+        "x k1",
+        "loss",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "syscalls/pkt",
+        "other"
+    );
+    let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+    for s in &extras.summaries {
+        let syscalls = s.syscalls_per_pkt.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"));
+        println!(
+            "{:<10} {:>6} {:>5} {:>8} {:>9.0} {:>9.1} {:>7.3} {:>7.3} {:>7.3}% {:>7} {:>7} {:>8} {:>12} {:>6.2}",
+            s.case.name,
+            s.case.fanout(),
+            s.conferences,
+            s.offered_pps,
+            s.delivered_pps,
+            s.median(),
+            sfu_ratio(summaries, s, Kind::KernelPerCore),
+            sfu_ratio(summaries, s, Kind::Kernel),
+            s.worst_loss * 100.0,
+            us(s.p50_us),
+            us(s.p99_us),
+            us(s.p999_us),
+            syscalls,
+            s.foreign_cores,
+        );
+    }
+    let search = &extras.search;
+    let steps: Vec<String> =
+        search.steps.iter().map(|(pps, loss)| format!("{pps} ({:.3}%)", loss * 100.0)).collect();
+    println!();
+    println!(
+        "meeting, highest offered rate with loss < {:.1}%: {} pkt/s in (steps: {})",
+        sfu_report::LOSSLESS * 100.0,
+        search.max_pps_lossless,
+        steps.join(", ")
+    );
+    if let Some(half) = &search.half_load {
+        let latency = half.report.total.latency;
+        println!(
+            "meeting at half that rate, receivers waking on every packet: loss {:.3}%, latency p50/p99/p99.9 \
+             {}/{}/{} µs",
+            half.loss() * 100.0,
+            us(latency.p50_us),
+            us(latency.p99_us),
+            us(latency.p999_us)
+        );
+    }
+    let soak = &extras.soak;
+    println!(
+        "meeting, bridge resident memory over {:.0} s after warm-up: {} KiB -> {} KiB ({:+.2}%)",
+        soak.span.as_secs_f64(),
+        soak.rss_kib.0,
+        soak.rss_kib.1,
+        soak.rss_growth_pct()
+    );
+}
+
+/// Adds the SFU fields to the report's JSON object.
+fn add_sfu_json(json: &mut serde_json::Value, summaries: &[Summary], extras: &SfuExtras) {
+    let object = json.as_object_mut().expect("the report is a JSON object");
+    for s in &extras.summaries {
+        let key = s.case.key();
+        object.insert(format!("{key}_ns_per_pkt"), json!(round(s.median(), 1)));
+        object.insert(
+            format!("{key}_over_kernel"),
+            json!(round(sfu_ratio(summaries, s, Kind::KernelPerCore), 3)),
+        );
+        object.insert(
+            format!("{key}_over_kernel_1thread"),
+            json!(round(sfu_ratio(summaries, s, Kind::Kernel), 3)),
+        );
+        object.insert(format!("{key}_syscalls_per_pkt"), json!(s.syscalls_per_pkt.map(|v| round(v, 3))));
+        object.insert(format!("{key}_loss"), json!(round(s.worst_loss, 6)));
+        object.insert(format!("{key}_p99_latency_us"), json!(s.p99_us.map(|v| round(v, 1))));
+    }
+    let half = extras.search.half_load.as_ref();
+    object.insert("max_pps_lossless".to_owned(), json!(extras.search.max_pps_lossless));
+    object.insert(
+        "p99_latency_us_at_half_load".to_owned(),
+        json!(half.and_then(|h| h.report.total.latency.p99_us).map(|v| round(v, 1))),
+    );
+    object.insert("loss_at_half_load".to_owned(), json!(half.map(|h| round(h.loss(), 6))));
+    object.insert("rss_growth_pct".to_owned(), json!(round(extras.soak.rss_growth_pct(), 3)));
+    object.insert("rss_window_s".to_owned(), json!(round(extras.soak.span.as_secs_f64(), 1)));
+    let cases: Vec<_> = extras
+        .summaries
+        .iter()
+        .map(|s| {
+            json!({
+                "config": s.case.name,
+                "fanout": s.case.fanout(),
+                "srtp_profile": s.profile,
+                "conferences": s.conferences,
+                "participants": s.participants,
+                "offered_pps": s.offered_pps,
+                "delivered_pps": round(s.delivered_pps, 0),
+                "ns_per_pkt_samples": s.ns_per_pkt.iter().map(|&v| round(v, 1)).collect::<Vec<_>>(),
+                "worst_loss": round(s.worst_loss, 6),
+                "p50_latency_us": s.p50_us.map(|v| round(v, 1)),
+                "p99_latency_us": s.p99_us.map(|v| round(v, 1)),
+                "p999_latency_us": s.p999_us.map(|v| round(v, 1)),
+                "other_processes_cores": round(s.foreign_cores, 2),
+            })
+        })
+        .collect();
+    object.insert("sfu_scenarios".to_owned(), json!(cases));
+    let steps: Vec<_> = extras
+        .search
+        .steps
+        .iter()
+        .map(|(pps, loss)| json!({"offered_pps": pps, "loss": round(*loss, 6)}))
+        .collect();
+    object.insert("max_pps_search".to_owned(), json!(steps));
+}
+
+/// The SVG bar chart of CPU per forwarded packet, every configuration.
+fn chart(settings: &Settings, summaries: &[Summary], extras: Option<&SfuExtras>) -> String {
+    let mut bars: Vec<Bar> = summaries
+        .iter()
+        .map(|s| Bar { label: format!("{} fan-out {}", s.kind, s.fanout), value: s.median(), accent: false })
+        .collect();
+    for s in extras.map_or(&[][..], |e| &e.summaries[..]) {
+        bars.push(Bar {
+            label: format!("{} fan-out {}", s.case.name, s.case.fanout()),
+            value: s.median(),
+            accent: true,
+        });
+    }
+    let subtitle = format!(
+        "bridge CPU time per forwarded packet, median of {} runs of {:.1} s{}; blue: forwarders on {PACKET_LEN}-byte \
+         datagrams, orange: the SFU under loadgen",
+        settings.reps,
+        settings.window.as_secs_f64(),
+        if settings.quick { " (--quick)" } else { "" },
+    );
+    svg::bar_chart("bench-report: ns per forwarded packet", &subtitle, "ns", &bars)
 }
