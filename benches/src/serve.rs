@@ -23,15 +23,10 @@ use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use bridge::config::BridgeConfig;
-use bridge::control::{self, MediaFacts};
-use bridge::media::dtls::Certificate;
 use bridge::media::srtp::Profile;
 use bridge::media::srtp_relay::{SrtpRelay, SrtpRoute};
 use bridge::relay::{self, Relay, RelayConfig, Route};
-use bridge::sfu::{MediaWorker, Registry};
 use engine::{BackendChoice, Engine, EngineConfig, MemoryLock};
 
 use crate::{kernel, mmsg, srtp};
@@ -354,33 +349,21 @@ fn backend_name(engine: &Engine) -> &'static str {
     }
 }
 
-/// The SFU as `bridge::run` starts it (its `start_sfu` is private and keeps the control
-/// API's address to itself, so this repeats its few lines), with the engine configured as
-/// for the relay and the control API on an ephemeral port of 127.0.0.1.
+/// The SFU as `bridge::run` starts it, with the engine configured as for the relay and the
+/// control API on an ephemeral port of 127.0.0.1.
 fn serve_sfu(options: &ServeOptions, listen: SocketAddr) -> Result<(), String> {
     let text = "[control]\nlisten = \"127.0.0.1:0\"\n[metrics]\nlisten = \"\"\n";
     let mut config = BridgeConfig::parse(text)?;
     config.engine = engine_config(options, listen);
-    let secret = config.control.resolve_secret()?.ok_or("the SFU child needs BRIDGE_CONTROL_SECRET")?;
-    let certificate = Certificate::generate().map_err(|e| format!("DTLS certificate: {e}"))?;
-    let workers = config.engine.worker_count();
-    let registry = Arc::new(Registry::new(certificate, config.control.limits(), workers));
-    let engine = Engine::start(&config.engine, |worker| MediaWorker::new(registry.clone(), worker))
-        .map_err(|e| format!("engine: {e}"))?;
-    let media = engine.local_addr();
-    let facts = MediaFacts {
-        announce: config.media.announced(media),
-        port: media.port(),
-        workers: engine.workers(),
-        backend: backend_name(&engine),
-    };
-    let interval = Duration::from_millis(config.metrics.interval_ms);
-    let server = control::start(&config.control, secret, registry, facts, interval)?;
+    if config.control.resolve_secret()?.is_none() {
+        return Err("the SFU child needs BRIDGE_CONTROL_SECRET".into());
+    }
+    let bridge::run::Sfu { engine, control, .. } = bridge::run::start_sfu(&config)?;
     announce(&Ready {
-        port: media.port(),
+        port: engine.local_addr().port(),
         backend: backend_name(&engine).to_owned(),
         workers: engine.workers(),
-        control: Some(server.local_addr),
+        control,
     })?;
     wait_for_parent(options.lifetime);
     report_drops(&engine);

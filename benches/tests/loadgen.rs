@@ -18,7 +18,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use benches::loadgen::connect::ProfileChoice;
@@ -27,11 +27,8 @@ use benches::loadgen::schedule::VideoPattern;
 use benches::loadgen::wire::StreamKind;
 use benches::loadgen::{self, Config, Target};
 use bridge::config::BridgeConfig;
-use bridge::control::{self, MediaFacts};
-use bridge::media::dtls::Certificate;
 use bridge::media::srtp::Profile;
 use bridge::relay::{self, Relay};
-use bridge::sfu::{MediaWorker, Registry};
 use engine::Engine;
 
 const SECRET: &str = "loadgen-test-secret-0123456789";
@@ -115,28 +112,9 @@ fn relay_dropping_every_tenth_datagram_is_ten_percent_loss() {
 }
 
 /// The bridge in SFU mode with its control API, as `bridge::run` starts it.
-struct Sfu {
-    engine: Engine,
-    api: SocketAddr,
-}
-
-fn start_sfu() -> Sfu {
+fn start_sfu() -> bridge::run::Sfu {
     let text = format!("{ENGINE}[control]\nlisten = \"127.0.0.1:0\"\nsecret = \"{SECRET}\"\n");
-    let config = BridgeConfig::parse(&text).unwrap();
-    let secret = config.control.resolve_secret().unwrap().expect("a secret is configured");
-    let workers = config.engine.worker_count();
-    let registry =
-        Arc::new(Registry::new(Certificate::generate().unwrap(), config.control.limits(), workers));
-    let engine = Engine::start(&config.engine, |worker| MediaWorker::new(registry.clone(), worker)).unwrap();
-    let listen = engine.local_addr();
-    let facts = MediaFacts {
-        announce: config.media.announced(listen),
-        port: listen.port(),
-        workers: engine.workers(),
-        backend: "test",
-    };
-    let server = control::start(&config.control, secret, registry, facts, Duration::from_secs(1)).unwrap();
-    Sfu { engine, api: server.local_addr }
+    bridge::run::start_sfu(&BridgeConfig::parse(&text).unwrap()).unwrap()
 }
 
 fn sfu_target(api: SocketAddr, profiles: ProfileChoice) -> Target {
@@ -191,7 +169,7 @@ fn assert_complete(report: &Report, conference_sizes: &[usize]) {
 fn sfu_meetings_through_the_control_api_lose_nothing_and_stay_apart() {
     let _turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let sfu = start_sfu();
-    let config = load(5, 2, 3.0, sfu_target(sfu.api, ProfileChoice::Both));
+    let config = load(5, 2, 3.0, sfu_target(sfu.control.unwrap(), ProfileChoice::Both));
     let report = loadgen::run(&config, |_| {}).expect("loadgen runs");
     sfu.engine.stop();
     assert_eq!(report.profile, "AeadAes128Gcm", "the bridge prefers GCM when offered");
@@ -204,7 +182,8 @@ fn sfu_meetings_through_the_control_api_lose_nothing_and_stay_apart() {
 fn sfu_with_only_aes_cm_offered_uses_it() {
     let _turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let sfu = start_sfu();
-    let config = load(5, 2, 1.0, sfu_target(sfu.api, ProfileChoice::Only(Profile::Aes128CmHmacSha1_80)));
+    let config =
+        load(5, 2, 1.0, sfu_target(sfu.control.unwrap(), ProfileChoice::Only(Profile::Aes128CmHmacSha1_80)));
     let report = loadgen::run(&config, |_| {}).expect("loadgen runs");
     sfu.engine.stop();
     assert_eq!(report.profile, "Aes128CmHmacSha1_80");

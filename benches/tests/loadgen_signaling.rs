@@ -27,10 +27,6 @@ use benches::loadgen::schedule::VideoPattern;
 use benches::loadgen::wire::StreamKind;
 use benches::loadgen::{self, Config, Target};
 use bridge::config::BridgeConfig;
-use bridge::control::{self, MediaFacts};
-use bridge::media::dtls::Certificate;
-use bridge::sfu::{MediaWorker, Registry};
-use engine::Engine;
 use signaling::hub::Hub;
 
 const SECRET: &str = "loadgen-signaling-secret-0123456789";
@@ -46,30 +42,9 @@ listen = ""
 "#;
 
 /// The bridge in SFU mode with its control API, as `bridge::run` starts it.
-struct Sfu {
-    engine: Engine,
-    registry: Arc<Registry>,
-    api: SocketAddr,
-}
-
-fn start_bridge() -> Sfu {
+fn start_bridge() -> bridge::run::Sfu {
     let text = format!("{BRIDGE}[control]\nlisten = \"127.0.0.1:0\"\nsecret = \"{SECRET}\"\n");
-    let config = BridgeConfig::parse(&text).unwrap();
-    let secret = config.control.resolve_secret().unwrap().expect("a secret is configured");
-    let workers = config.engine.worker_count();
-    let registry =
-        Arc::new(Registry::new(Certificate::generate().unwrap(), config.control.limits(), workers));
-    let engine = Engine::start(&config.engine, |worker| MediaWorker::new(registry.clone(), worker)).unwrap();
-    let listen = engine.local_addr();
-    let facts = MediaFacts {
-        announce: config.media.announced(listen),
-        port: listen.port(),
-        workers: engine.workers(),
-        backend: "test",
-    };
-    let server =
-        control::start(&config.control, secret, registry.clone(), facts, Duration::from_secs(1)).unwrap();
-    Sfu { engine, registry, api: server.local_addr }
+    bridge::run::start_sfu(&BridgeConfig::parse(&text).unwrap()).unwrap()
 }
 
 /// The signaling daemon on its own runtime; dropping it stops it.
@@ -137,7 +112,7 @@ fn summary(report: &Report) -> String {
 fn meetings_through_the_signaling_daemon_lose_nothing_and_leave_nothing_behind() {
     let started = Instant::now();
     let sfu = start_bridge();
-    let daemon = start_daemon(sfu.api);
+    let daemon = start_daemon(sfu.control.unwrap());
     let config = load(6, 2, 3.0, through(&daemon.url));
     let report = loadgen::run(&config, |_| {}).expect("loadgen runs through the daemon");
     let text = summary(&report);

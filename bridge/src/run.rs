@@ -1,5 +1,6 @@
 //! Process-level wiring: privacy hardening, engine, metrics, signals.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -33,7 +34,11 @@ pub fn run(config: BridgeConfig) -> i32 {
             return 1;
         }
     }
-    let engine = if config.relay.routes.is_empty() { start_sfu(&config) } else { start_relay(&config) };
+    let engine = if config.relay.routes.is_empty() {
+        start_sfu(&config).map(|sfu| sfu.engine)
+    } else {
+        start_relay(&config)
+    };
     let engine = match engine {
         Ok(engine) => engine,
         Err(e) => {
@@ -74,14 +79,24 @@ fn start_relay(config: &BridgeConfig) -> Result<Engine, String> {
     Ok(engine)
 }
 
-/// SFU mode: the media workers and the control API.
-fn start_sfu(config: &BridgeConfig) -> Result<Engine, String> {
+/// A running SFU: the engine with its media workers, the registry they share with the control
+/// API, and where that API listens (`None`: no secret, so it is off).
+#[derive(Debug)]
+pub struct Sfu {
+    pub engine: Engine,
+    pub registry: Arc<Registry>,
+    pub control: Option<SocketAddr>,
+}
+
+/// SFU mode: the media workers and the control API. Public for the tools and tests that run
+/// the bridge in their own process (`bench-report`, loadgen's tests).
+pub fn start_sfu(config: &BridgeConfig) -> Result<Sfu, String> {
     let secret = config.control.resolve_secret()?;
     let certificate = Certificate::generate().map_err(|e| format!("DTLS certificate: {e}"))?;
     let workers = config.engine.worker_count();
     let registry = Arc::new(Registry::new(certificate, config.control.limits(), workers));
     let engine = Engine::start(&config.engine, |worker| MediaWorker::new(registry.clone(), worker))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("engine: {e}"))?;
     let listen = engine.local_addr();
     let announce = config.media.announced(listen);
     if announce.is_empty() {
@@ -92,7 +107,7 @@ fn start_sfu(config: &BridgeConfig) -> Result<Engine, String> {
     tracing::info!("bridge media on {listen} with {} workers, announced as {announce:?}", engine.workers());
     let Some(secret) = secret else {
         tracing::warn!("control API off: set control.secret, control.secret_file or BRIDGE_CONTROL_SECRET");
-        return Ok(engine);
+        return Ok(Sfu { engine, registry, control: None });
     };
     let facts = MediaFacts {
         announce,
@@ -104,9 +119,9 @@ fn start_sfu(config: &BridgeConfig) -> Result<Engine, String> {
         },
     };
     let interval = Duration::from_millis(config.metrics.interval_ms);
-    let server = control::start(&config.control, secret, registry, facts, interval)?;
+    let server = control::start(&config.control, secret, registry.clone(), facts, interval)?;
     tracing::info!("control API on http://{}/v1/", server.local_addr);
-    Ok(engine)
+    Ok(Sfu { engine, registry, control: Some(server.local_addr) })
 }
 
 fn start_metrics(config: &BridgeConfig, engine: &Engine) -> Result<Option<MetricsPump>, String> {
