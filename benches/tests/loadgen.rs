@@ -23,41 +23,18 @@ use std::time::{Duration, Instant};
 
 use benches::loadgen::connect::ProfileChoice;
 use benches::loadgen::report::Report;
-use benches::loadgen::schedule::VideoPattern;
 use benches::loadgen::wire::StreamKind;
-use benches::loadgen::{self, Config, Target};
+use benches::loadgen::{self, Target};
 use bridge::config::BridgeConfig;
 use bridge::media::srtp::Profile;
 use bridge::relay::{self, Relay};
 use engine::Engine;
 
-const SECRET: &str = "loadgen-test-secret-0123456789";
+mod common;
+use common::{ENGINE, SECRET, load, start_sfu};
 
 /// One test at a time: each measures latency and loss, which a neighbour's load would blur.
 static TURN: Mutex<()> = Mutex::new(());
-
-const ENGINE: &str = r#"
-[engine]
-listen = "127.0.0.1:0"
-workers = 2
-lock_memory = "off"
-pool_slots_per_worker = 2048
-[metrics]
-listen = ""
-"#;
-
-fn load(participants: usize, conferences: usize, secs: f64, target: Target) -> Config {
-    Config {
-        participants,
-        conferences,
-        duration: Duration::from_secs_f64(secs),
-        drain: Duration::from_millis(500),
-        video: VideoPattern::new(200, 30, 1, 4),
-        audio_level_id: 1,
-        threads: 1,
-        target,
-    }
-}
 
 /// `count` consecutive free UDP ports on 127.0.0.1, from a random base: relay mode needs
 /// fixed source ports, and other tests of the workspace may run at the same time.
@@ -109,12 +86,6 @@ fn relay_dropping_every_tenth_datagram_is_ten_percent_loss() {
     assert_eq!(report.unexpected.misrouted, 0, "{summary}");
     assert_eq!(report.send_failed, 0, "{summary}");
     assert_eq!(total.received + total.lost, total.sent, "{summary}");
-}
-
-/// The bridge in SFU mode with its control API, as `bridge::run` starts it.
-fn start_sfu() -> bridge::run::Sfu {
-    let text = format!("{ENGINE}[control]\nlisten = \"127.0.0.1:0\"\nsecret = \"{SECRET}\"\n");
-    bridge::run::start_sfu(&BridgeConfig::parse(&text).unwrap()).unwrap()
 }
 
 fn sfu_target(api: SocketAddr, profiles: ProfileChoice) -> Target {

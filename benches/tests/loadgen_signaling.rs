@@ -23,29 +23,12 @@ use std::time::{Duration, Instant};
 
 use benches::loadgen::connect::ProfileChoice;
 use benches::loadgen::report::Report;
-use benches::loadgen::schedule::VideoPattern;
 use benches::loadgen::wire::StreamKind;
-use benches::loadgen::{self, Config, Target};
-use bridge::config::BridgeConfig;
+use benches::loadgen::{self, Target};
 use signaling::hub::Hub;
 
-const SECRET: &str = "loadgen-signaling-secret-0123456789";
-
-const BRIDGE: &str = r#"
-[engine]
-listen = "127.0.0.1:0"
-workers = 2
-lock_memory = "off"
-pool_slots_per_worker = 2048
-[metrics]
-listen = ""
-"#;
-
-/// The bridge in SFU mode with its control API, as `bridge::run` starts it.
-fn start_bridge() -> bridge::run::Sfu {
-    let text = format!("{BRIDGE}[control]\nlisten = \"127.0.0.1:0\"\nsecret = \"{SECRET}\"\n");
-    bridge::run::start_sfu(&BridgeConfig::parse(&text).unwrap()).unwrap()
-}
+mod common;
+use common::{SECRET, load, start_sfu};
 
 /// The signaling daemon on its own runtime; dropping it stops it.
 struct Daemon {
@@ -91,19 +74,6 @@ fn through(url: &str) -> Target {
     }
 }
 
-fn load(participants: usize, conferences: usize, secs: f64, target: Target) -> Config {
-    Config {
-        participants,
-        conferences,
-        duration: Duration::from_secs_f64(secs),
-        drain: Duration::from_millis(500),
-        video: VideoPattern::new(200, 30, 1, 4),
-        audio_level_id: 1,
-        threads: 1,
-        target,
-    }
-}
-
 fn summary(report: &Report) -> String {
     format!("{}\n{}", report.table(), serde_json::to_string(&report.to_json()["total"]).unwrap())
 }
@@ -111,7 +81,7 @@ fn summary(report: &Report) -> String {
 #[test]
 fn meetings_through_the_signaling_daemon_lose_nothing_and_leave_nothing_behind() {
     let started = Instant::now();
-    let sfu = start_bridge();
+    let sfu = start_sfu();
     let daemon = start_daemon(sfu.control.unwrap());
     let config = load(6, 2, 3.0, through(&daemon.url));
     let report = loadgen::run(&config, |_| {}).expect("loadgen runs through the daemon");
