@@ -44,14 +44,39 @@ impl Batch {
     }
 }
 
+/// The sending side of the socket.
+struct Sender {
+    tx: SendBatch,
+    /// What the socket refused this turn (its send buffer was full).
+    blocked: Vec<crate::mesh::Transmit>,
+    fd: i32,
+    family: libc::c_int,
+}
+
+impl Sender {
+    /// Sends the turn's transmits. A full socket send buffer: this backend does not wait for
+    /// room, it drops and counts.
+    fn flush(&mut self, core: &mut Core) {
+        send_pending(core, &mut self.tx, self.fd, self.family, &mut self.blocked);
+        for transmit in self.blocked.drain(..) {
+            core.counters.drop(DropReason::SendFailed);
+            core.release(&transmit);
+        }
+    }
+}
+
 /// Runs a worker until shutdown.
 pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
     let WorkerSetup { mut core, socket, shutdown, mmsg_batch, gso, ready, .. } = setup;
     let fd = socket.as_raw_fd();
     let family = socket::family(&socket)?;
     let mut rx = Batch::new(mmsg_batch);
-    let mut tx = SendBatch::new(mmsg_batch, gso);
-    let mut blocked = Vec::with_capacity(core.pending.capacity());
+    let mut sender = Sender {
+        tx: SendBatch::new(mmsg_batch, gso),
+        blocked: Vec::with_capacity(core.pending.capacity()),
+        fd,
+        family,
+    };
     let mut draining: Option<Instant> = None;
     ready.signal(core.id);
 
@@ -59,7 +84,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
         let now = Instant::now();
         let mut received = 0;
         if draining.is_none() {
-            received = receive_batch(&mut core, &mut handler, &mut rx, fd, now)?;
+            received = receive_batch(&mut core, &mut handler, &mut rx, &mut sender, now)?;
         }
         core.drain_inbound();
         if draining.is_none()
@@ -68,12 +93,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
         {
             handler.handle_timeout(now, &mut Output { core: &mut core });
         }
-        send_pending(&mut core, &mut tx, fd, family, &mut blocked);
-        // A full socket send buffer: this backend does not wait for room, it drops and counts.
-        for transmit in blocked.drain(..) {
-            core.counters.drop(DropReason::SendFailed);
-            core.release(&transmit);
-        }
+        sender.flush(&mut core);
         core.sample_kernel_drops(&socket, now);
         core.end_turn();
 
@@ -122,13 +142,16 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
 }
 
 /// Receives up to one batch into free slots and handles each datagram. Returns how many came.
+/// When the copies the batch makes would not fit (see `Core::sends_must_go`), the queued ones
+/// are sent before the next datagram is handled.
 fn receive_batch<H: Handler>(
     core: &mut Core,
     handler: &mut H,
     rx: &mut Batch,
-    fd: i32,
+    sender: &mut Sender,
     now: Instant,
 ) -> io::Result<usize> {
+    let fd = sender.fd;
     let mut ready = 0;
     while ready < rx.slots.len() {
         let Some(slot) = core.free.pop() else { break };
@@ -175,6 +198,9 @@ fn receive_batch<H: Handler>(
         match socket::decode(name) {
             Some(from) if header.msg_hdr.msg_flags & libc::MSG_TRUNC == 0 => {
                 core.handle_received(handler, now, from, slot, 0, len);
+                if core.sends_must_go() {
+                    sender.flush(core);
+                }
             }
             _ => {
                 core.counters.drop(DropReason::Truncated);
