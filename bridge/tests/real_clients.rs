@@ -12,12 +12,15 @@
 //!
 //! `sdp_composer_unit_tests` runs the Python unit tests of the SDP composer (stdlib only).
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
+#[path = "../../scripts/test_harness.rs"]
+mod harness;
+
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use harness::{in_private_network, install_test_deps, run_bounded};
 
 const BRIDGE_BIN: &str = env!("CARGO_BIN_EXE_bridge");
 
@@ -26,103 +29,19 @@ const BRIDGE_BIN: &str = env!("CARGO_BIN_EXE_bridge");
 static MEETING: Mutex<()> = Mutex::new(());
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("bridge/ has a parent").to_path_buf()
+    harness::repo_root(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn clients_dir() -> PathBuf {
     repo_root().join("bridge/tests/clients")
 }
 
-/// Runs scripts/install-test-deps.sh once per test binary; every test that needs it gets the
-/// same verdict.
-fn install_test_deps() {
-    static DEPS: OnceLock<Result<(), String>> = OnceLock::new();
-    let verdict = DEPS.get_or_init(|| {
-        let script = repo_root().join("scripts/install-test-deps.sh");
-        let status = Command::new("bash")
-            .arg(&script)
-            .current_dir(repo_root())
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if status.success() { Ok(()) } else { Err(format!("{} failed: {status}", script.display())) }
-    });
-    if let Err(e) = verdict {
-        panic!("test dependencies are not installed: {e}");
-    }
-}
-
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `command` in its own process group, collecting its output; after `limit` the whole
-/// group is killed (the scripts bound themselves; this is the last line).
-fn run_bounded(mut command: Command, limit: Duration) -> Output {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-    let pgid = child.id() as libc::pid_t;
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            // SAFETY: kill(2) on the process group this test created for the child; no memory
-            // is involved.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
-            timed_out = true;
-            break child.wait().expect("wait for killed child");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    if timed_out {
-        panic!(
-            "{command:?} did not finish within {limit:?} (killed)\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            out_reader.join().unwrap_or_default(),
-            err_reader.join().unwrap_or_default()
-        );
-    }
-    Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    }
-}
-
 /// `unshare -n bridge/tests/clients/run_meeting.sh <driver>` (`unshare -rn` when not root).
 fn meeting(driver: &str) {
-    install_test_deps();
+    install_test_deps(&repo_root());
     let _one_at_a_time = MEETING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    // SAFETY: geteuid has no preconditions and touches no memory.
-    let root = unsafe { libc::geteuid() } == 0;
-    let mut command = Command::new("unshare");
-    if !root {
-        command.arg("--map-root-user");
-    }
-    command
-        .arg("--net")
-        .arg(clients_dir().join("run_meeting.sh"))
-        .arg(driver)
-        .env("BRIDGE_BIN", BRIDGE_BIN)
-        .current_dir(repo_root());
+    let mut command = in_private_network(&clients_dir().join("run_meeting.sh"));
+    command.arg(driver).env("BRIDGE_BIN", BRIDGE_BIN).current_dir(repo_root());
     let out = run_bounded(command, Duration::from_secs(300));
     println!("{}", out.stdout);
     eprintln!("{}", out.stderr);
