@@ -43,6 +43,13 @@ impl AttrType {
     pub const DATA: AttrType = AttrType(0x0013);
     pub const XOR_RELAYED_ADDRESS: AttrType = AttrType(0x0016);
     pub const REQUESTED_TRANSPORT: AttrType = AttrType(0x0019);
+    pub const REQUESTED_ADDRESS_FAMILY: AttrType = AttrType(0x0017);
+    pub const EVEN_PORT: AttrType = AttrType(0x0018);
+    pub const DONT_FRAGMENT: AttrType = AttrType(0x001A);
+    pub const RESERVATION_TOKEN: AttrType = AttrType(0x0022);
+    pub const ADDITIONAL_ADDRESS_FAMILY: AttrType = AttrType(0x8000);
+    pub const ADDRESS_ERROR_CODE: AttrType = AttrType(0x8001);
+    pub const ICMP: AttrType = AttrType(0x8004);
 
     /// Types below 0x8000 must be understood by the receiver (RFC 8489 §14).
     pub fn is_comprehension_required(self) -> bool {
@@ -59,6 +66,108 @@ pub struct RawAttribute<'a> {
 
 const FAMILY_IPV4: u8 = 0x01;
 const FAMILY_IPV6: u8 = 0x02;
+
+/// An address family as TURN names it (REQUESTED-ADDRESS-FAMILY, RFC 8656 §18.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AddressFamily {
+    V4,
+    V6,
+}
+
+impl AddressFamily {
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => Self::V4,
+            IpAddr::V6(_) => Self::V6,
+        }
+    }
+
+    /// The family's code on the wire (0x01, 0x02).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::V4 => FAMILY_IPV4,
+            Self::V6 => FAMILY_IPV6,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            FAMILY_IPV4 => Some(Self::V4),
+            FAMILY_IPV6 => Some(Self::V6),
+            _ => None,
+        }
+    }
+}
+
+/// REQUESTED-ADDRESS-FAMILY and ADDITIONAL-ADDRESS-FAMILY (RFC 8656 §18.3, §18.12):
+/// `Ok(None)` for a family code that is neither IPv4 nor IPv6 (answered 440, not 400).
+///
+/// ```text
+/// |     Family    |            Reserved                           |
+/// ```
+pub fn decode_family(value: &[u8]) -> Result<Option<AddressFamily>, AttributeError> {
+    if value.len() != 4 {
+        return Err(AttributeError::Malformed);
+    }
+    Ok(AddressFamily::from_code(value[0]))
+}
+
+/// REQUESTED-TRANSPORT (RFC 8656 §18.7): the IP protocol number (17 for UDP).
+///
+/// ```text
+/// |    Protocol   |                    RFFU                       |
+/// ```
+pub fn decode_requested_transport(value: &[u8]) -> Result<u8, AttributeError> {
+    if value.len() != 4 {
+        return Err(AttributeError::Malformed);
+    }
+    Ok(value[0])
+}
+
+/// CHANNEL-NUMBER (RFC 8656 §18.1).
+///
+/// ```text
+/// |        Channel Number         |         RFFU = 0              |
+/// ```
+pub fn decode_channel_number(value: &[u8]) -> Result<u16, AttributeError> {
+    if value.len() != 4 {
+        return Err(AttributeError::Malformed);
+    }
+    Ok(u16::from_be_bytes([value[0], value[1]]))
+}
+
+/// EVEN-PORT (RFC 8656 §18.6): whether the R bit asks to reserve the next port too. The
+/// attribute is one byte; some clients pad the value itself to four, which is accepted.
+///
+/// ```text
+/// |R|    RFFU     |
+/// ```
+pub fn decode_even_port(value: &[u8]) -> Result<bool, AttributeError> {
+    match value {
+        [flags] | [flags, 0, 0, 0] => Ok(flags & 0x80 != 0),
+        _ => Err(AttributeError::Malformed),
+    }
+}
+
+/// RESERVATION-TOKEN (RFC 8656 §18.9): eight opaque bytes.
+pub fn decode_reservation_token(value: &[u8]) -> Result<[u8; 8], AttributeError> {
+    value.try_into().map_err(|_| AttributeError::Malformed)
+}
+
+/// ADDRESS-ERROR-CODE (RFC 8656 §18.13): the family that could not be allocated, the code and
+/// its reason phrase.
+///
+/// ```text
+/// |  Family       |    Reserved             |Class|     Number    |
+/// |      Reason Phrase (variable)                                ..
+/// ```
+pub fn decode_address_error_code(value: &[u8]) -> Result<(u8, u16, &str), AttributeError> {
+    let family = *value.first().ok_or(AttributeError::Malformed)?;
+    let mut error = [0u8; 4];
+    error[2..].copy_from_slice(value.get(2..4).ok_or(AttributeError::Malformed)?);
+    let (code, _) = decode_error_code(&error)?;
+    Ok((family, code, decode_text(&value[4..])?))
+}
 
 /// Decodes an XOR-MAPPED-ADDRESS-style value (RFC 8489 §14.2): port XOR the cookie's top
 /// 16 bits, IPv4 XOR the cookie, IPv6 XOR cookie + transaction id.
@@ -170,6 +279,26 @@ mod tests {
         }
         assert_eq!(decode_xor_address(&[0, 1, 0, 0, 1], &txid), Err(AttributeError::Malformed));
         assert_eq!(decode_xor_address(&[0, 3, 0, 0, 1, 2, 3, 4], &txid), Err(AttributeError::Malformed));
+    }
+
+    #[test]
+    fn turn_values_decode_and_reject_wrong_lengths() {
+        assert_eq!(decode_family(&[2, 0, 0, 0]), Ok(Some(AddressFamily::V6)));
+        assert_eq!(decode_family(&[3, 0, 0, 0]), Ok(None));
+        assert_eq!(decode_family(&[1]), Err(AttributeError::Malformed));
+        assert_eq!(decode_requested_transport(&[17, 0, 0, 0]), Ok(17));
+        assert_eq!(decode_channel_number(&[0x40, 0x01, 0, 0]), Ok(0x4001));
+        assert_eq!(decode_channel_number(&[0x40]), Err(AttributeError::Malformed));
+        assert_eq!(decode_even_port(&[0x80]), Ok(true));
+        assert_eq!(decode_even_port(&[0x00, 0, 0, 0]), Ok(false));
+        assert_eq!(decode_even_port(&[]), Err(AttributeError::Malformed));
+        assert_eq!(decode_reservation_token(&[1; 8]), Ok([1; 8]));
+        assert_eq!(decode_reservation_token(&[1; 4]), Err(AttributeError::Malformed));
+        assert_eq!(
+            decode_address_error_code(b"\x02\0\x04\x28Address Family not Supported"),
+            Ok((2, 440, "Address Family not Supported"))
+        );
+        assert_eq!(decode_address_error_code(b"\x02\0"), Err(AttributeError::Malformed));
     }
 
     #[test]

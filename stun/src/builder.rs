@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 
 use ring::hmac;
 
-use crate::attr::{self, AttrType};
+use crate::attr::{self, AddressFamily, AttrType};
 use crate::error::BufferTooSmall;
+use crate::error_code::ErrorCode;
 use crate::header::{Class, HEADER_LEN, MAGIC_COOKIE, Method, TransactionId, message_type};
 use crate::integrity;
 use crate::message::{ATTR_HEADER_LEN, FINGERPRINT_LEN, INTEGRITY_LEN, padded};
@@ -77,6 +78,57 @@ impl<'b> MessageBuilder<'b> {
         value[3] = (code % 100) as u8;
         value[4..4 + reason.len()].copy_from_slice(reason);
         self.attribute(AttrType::ERROR_CODE, &value[..4 + reason.len()])
+    }
+
+    /// Appends ERROR-CODE with a code from the table and its reason phrase.
+    pub fn error(&mut self, code: ErrorCode) -> Result<&mut Self, BufferTooSmall> {
+        self.error_code(code.0, code.reason())
+    }
+
+    /// Appends UNKNOWN-ATTRIBUTES (RFC 8489 §14.9): the types a 420 response names.
+    pub fn unknown_attributes(&mut self, types: &[AttrType]) -> Result<&mut Self, BufferTooSmall> {
+        let mut value = [0u8; 2 * 32];
+        let types = &types[..types.len().min(32)];
+        for (pair, typ) in value.chunks_exact_mut(2).zip(types) {
+            pair.copy_from_slice(&typ.0.to_be_bytes());
+        }
+        self.attribute(AttrType::UNKNOWN_ATTRIBUTES, &value[..2 * types.len()])
+    }
+
+    /// Appends REQUESTED-ADDRESS-FAMILY or ADDITIONAL-ADDRESS-FAMILY (RFC 8656 §18.3, §18.12).
+    pub fn family(&mut self, typ: AttrType, family: AddressFamily) -> Result<&mut Self, BufferTooSmall> {
+        self.attribute(typ, &[family.code(), 0, 0, 0])
+    }
+
+    /// Appends REQUESTED-TRANSPORT (RFC 8656 §18.7) with an IP protocol number.
+    pub fn requested_transport(&mut self, protocol: u8) -> Result<&mut Self, BufferTooSmall> {
+        self.attribute(AttrType::REQUESTED_TRANSPORT, &[protocol, 0, 0, 0])
+    }
+
+    /// Appends CHANNEL-NUMBER (RFC 8656 §18.1).
+    pub fn channel_number(&mut self, channel: u16) -> Result<&mut Self, BufferTooSmall> {
+        let [hi, lo] = channel.to_be_bytes();
+        self.attribute(AttrType::CHANNEL_NUMBER, &[hi, lo, 0, 0])
+    }
+
+    /// Appends EVEN-PORT (RFC 8656 §18.6); `reserve_next` sets the R bit.
+    pub fn even_port(&mut self, reserve_next: bool) -> Result<&mut Self, BufferTooSmall> {
+        self.attribute(AttrType::EVEN_PORT, &[if reserve_next { 0x80 } else { 0 }])
+    }
+
+    /// Appends ADDRESS-ERROR-CODE (RFC 8656 §18.13): why `family` got no relayed address.
+    pub fn address_error_code(
+        &mut self,
+        family: AddressFamily,
+        code: ErrorCode,
+    ) -> Result<&mut Self, BufferTooSmall> {
+        let mut value = [0u8; 4 + 64];
+        let reason = &code.reason().as_bytes()[..code.reason().len().min(64)];
+        value[0] = family.code();
+        value[2] = (code.0 / 100) as u8;
+        value[3] = (code.0 % 100) as u8;
+        value[4..4 + reason.len()].copy_from_slice(reason);
+        self.attribute(AttrType::ADDRESS_ERROR_CODE, &value[..4 + reason.len()])
     }
 
     /// Appends MESSAGE-INTEGRITY computed with `key` over everything so far.

@@ -26,16 +26,20 @@
 mod attr;
 mod builder;
 mod error;
+mod error_code;
 mod header;
 mod integrity;
 mod message;
 mod rest;
 
 pub use attr::{
-    AttrType, RawAttribute, decode_error_code, decode_text, decode_u32, decode_u64, decode_xor_address,
+    AddressFamily, AttrType, RawAttribute, decode_address_error_code, decode_channel_number,
+    decode_error_code, decode_even_port, decode_family, decode_requested_transport, decode_reservation_token,
+    decode_text, decode_u32, decode_u64, decode_xor_address,
 };
 pub use builder::MessageBuilder;
 pub use error::{AttributeError, BufferTooSmall, IntegrityError, ParseError};
+pub use error_code::ErrorCode;
 pub use header::{Class, HEADER_LEN, MAGIC_COOKIE, Method, TransactionId, is_stun, message_type, split_type};
 pub use integrity::{long_term_key, short_term_key};
 pub use message::{Attributes, Message};

@@ -162,6 +162,16 @@ impl<'a> Message<'a> {
         attr::decode_error_code(self.get(AttrType::ERROR_CODE).ok_or(AttributeError::Missing)?)
     }
 
+    /// LIFETIME (TURN), in seconds.
+    pub fn lifetime(&self) -> Result<u32, AttributeError> {
+        attr::decode_u32(self.get(AttrType::LIFETIME).ok_or(AttributeError::Missing)?)
+    }
+
+    /// DATA (TURN): the payload of a Send or Data indication.
+    pub fn data(&self) -> Result<&'a [u8], AttributeError> {
+        self.get(AttrType::DATA).ok_or(AttributeError::Missing)
+    }
+
     /// The first comprehension-required attribute type this codec does not know, if any: the
     /// receiver of a request must answer 420 (Unknown Attribute) for it.
     pub fn unknown_required(&self, known: &[AttrType]) -> Option<AttrType> {

@@ -1,0 +1,334 @@
+//! Our own sans-IO TURN client: it builds requests with the long-term credential flow and
+//! reads the answers. It drives the server in the protocol tests and the load generator in
+//! the benchmarks; it holds no sockets and no clock.
+//!
+//! ```
+//! use turn::client::{AllocateOptions, Client, Outcome};
+//! use stun::TransactionId;
+//!
+//! let mut client = Client::new("1764172800:ada", "password");
+//! let mut buf = [0u8; 1504];
+//! let (_, len) = client.allocate(&mut buf, TransactionId([1; 12]), &AllocateOptions::default())?;
+//! // ... send buf[..len]; the first answer is a 401 with REALM and NONCE, which the client
+//! // learns (Outcome::Retry); the same request built again carries the credentials.
+//! # Ok::<(), stun::BufferTooSmall>(())
+//! ```
+
+use std::net::SocketAddr;
+
+use ring::hmac;
+use stun::{
+    AddressFamily, AttrType, BufferTooSmall, Class, ErrorCode, Message, MessageBuilder, Method, TransactionId,
+};
+
+pub use crate::server::{ChannelNumber, parse_channel_data, write_channel_data};
+
+/// What an Allocate asks for beyond the defaults (UDP, IPv4, the server's lifetime).
+#[derive(Clone, Debug)]
+pub struct AllocateOptions {
+    /// REQUESTED-TRANSPORT's protocol number (17, UDP, unless a test asks for another).
+    pub transport: u8,
+    pub lifetime: Option<u32>,
+    pub family: Option<AddressFamily>,
+    pub additional_family: Option<AddressFamily>,
+    /// EVEN-PORT, with the R bit when `Some(true)`.
+    pub even_port: Option<bool>,
+    pub reservation_token: Option<[u8; 8]>,
+    pub dont_fragment: bool,
+}
+
+impl Default for AllocateOptions {
+    fn default() -> Self {
+        Self {
+            transport: 17,
+            lifetime: None,
+            family: None,
+            additional_family: None,
+            even_port: None,
+            reservation_token: None,
+            dont_fragment: false,
+        }
+    }
+}
+
+/// A response, read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub method: Method,
+    pub transaction_id: TransactionId,
+    pub outcome: Outcome,
+    /// XOR-RELAYED-ADDRESS, one per family.
+    pub relayed: Vec<SocketAddr>,
+    pub mapped: Option<SocketAddr>,
+    pub lifetime: Option<u32>,
+    pub reservation_token: Option<[u8; 8]>,
+    /// ADDRESS-ERROR-CODE: the family code and the error of the family a dual allocation lacks.
+    pub address_error: Option<(u8, u16)>,
+    /// UNKNOWN-ATTRIBUTES of a 420.
+    pub unknown_attributes: Vec<u16>,
+    /// Whether MESSAGE-INTEGRITY checked out with the client's key (false when absent).
+    pub signed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// A 401 or 438 that taught the client a realm and nonce: send the request again.
+    Retry,
+    Error(u16),
+}
+
+/// Why a datagram is not a response the client can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientError {
+    NotStun,
+    NotAResponse,
+    /// MESSAGE-INTEGRITY present and wrong: not from the server that holds our key.
+    BadIntegrity,
+}
+
+/// A TURN client's credentials and what it learnt from the server's challenges.
+#[derive(Debug)]
+pub struct Client {
+    username: String,
+    password: String,
+    realm: Option<String>,
+    nonce: Option<String>,
+    key: Option<hmac::Key>,
+}
+
+impl Client {
+    pub fn new(username: &str, password: &str) -> Self {
+        Self { username: username.into(), password: password.into(), realm: None, nonce: None, key: None }
+    }
+
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// Whether a challenge has taught realm and nonce, so requests carry credentials.
+    pub fn has_credentials(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Forgets realm, nonce and key, as a new client would start.
+    pub fn forget(&mut self) {
+        (self.realm, self.nonce, self.key) = (None, None, None);
+    }
+
+    /// Builds a request of `method`: `attributes` writes its own attributes, then come
+    /// USERNAME, REALM, NONCE and MESSAGE-INTEGRITY (once a challenge taught realm and nonce)
+    /// and FINGERPRINT.
+    pub fn request(
+        &self,
+        buf: &mut [u8],
+        method: Method,
+        transaction_id: TransactionId,
+        attributes: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BufferTooSmall>,
+    ) -> Result<(TransactionId, usize), BufferTooSmall> {
+        let mut message = MessageBuilder::new(buf, method, Class::Request, transaction_id)?;
+        attributes(&mut message)?;
+        if let (Some(realm), Some(nonce), Some(key)) = (&self.realm, &self.nonce, &self.key) {
+            message
+                .attribute(AttrType::USERNAME, self.username.as_bytes())?
+                .attribute(AttrType::REALM, realm.as_bytes())?
+                .attribute(AttrType::NONCE, nonce.as_bytes())?
+                .message_integrity(key)?;
+        }
+        message.fingerprint()?;
+        Ok((transaction_id, message.finish()))
+    }
+
+    pub fn binding(&self, buf: &mut [u8], transaction_id: TransactionId) -> Result<usize, BufferTooSmall> {
+        let mut message = MessageBuilder::new(buf, Method::BINDING, Class::Request, transaction_id)?;
+        message.fingerprint()?;
+        Ok(message.finish())
+    }
+
+    pub fn allocate(
+        &self,
+        buf: &mut [u8],
+        transaction_id: TransactionId,
+        options: &AllocateOptions,
+    ) -> Result<(TransactionId, usize), BufferTooSmall> {
+        self.request(buf, Method::ALLOCATE, transaction_id, |m| {
+            m.requested_transport(options.transport)?;
+            if let Some(lifetime) = options.lifetime {
+                m.u32(AttrType::LIFETIME, lifetime)?;
+            }
+            if let Some(family) = options.family {
+                m.family(AttrType::REQUESTED_ADDRESS_FAMILY, family)?;
+            }
+            if let Some(family) = options.additional_family {
+                m.family(AttrType::ADDITIONAL_ADDRESS_FAMILY, family)?;
+            }
+            if let Some(reserve) = options.even_port {
+                m.even_port(reserve)?;
+            }
+            if let Some(token) = &options.reservation_token {
+                m.attribute(AttrType::RESERVATION_TOKEN, token)?;
+            }
+            if options.dont_fragment {
+                m.attribute(AttrType::DONT_FRAGMENT, &[])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Refresh; `Some(0)` deletes the allocation, `family` names one family of a dual one.
+    pub fn refresh(
+        &self,
+        buf: &mut [u8],
+        transaction_id: TransactionId,
+        lifetime: Option<u32>,
+        family: Option<AddressFamily>,
+    ) -> Result<(TransactionId, usize), BufferTooSmall> {
+        self.request(buf, Method::REFRESH, transaction_id, |m| {
+            if let Some(lifetime) = lifetime {
+                m.u32(AttrType::LIFETIME, lifetime)?;
+            }
+            if let Some(family) = family {
+                m.family(AttrType::REQUESTED_ADDRESS_FAMILY, family)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn create_permission(
+        &self,
+        buf: &mut [u8],
+        transaction_id: TransactionId,
+        peers: &[SocketAddr],
+    ) -> Result<(TransactionId, usize), BufferTooSmall> {
+        self.request(buf, Method::CREATE_PERMISSION, transaction_id, |m| {
+            for &peer in peers {
+                m.xor_address(AttrType::XOR_PEER_ADDRESS, peer)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// ChannelBind; the number is raw so that tests can ask for numbers out of range.
+    pub fn channel_bind(
+        &self,
+        buf: &mut [u8],
+        transaction_id: TransactionId,
+        channel: u16,
+        peer: SocketAddr,
+    ) -> Result<(TransactionId, usize), BufferTooSmall> {
+        self.request(buf, Method::CHANNEL_BIND, transaction_id, |m| {
+            m.channel_number(channel)?.xor_address(AttrType::XOR_PEER_ADDRESS, peer).map(drop)
+        })
+    }
+
+    /// A Send indication (never authenticated, RFC 8656 §11.1).
+    pub fn send_indication(
+        &self,
+        buf: &mut [u8],
+        transaction_id: TransactionId,
+        peer: SocketAddr,
+        data: &[u8],
+        dont_fragment: bool,
+    ) -> Result<usize, BufferTooSmall> {
+        let mut message = MessageBuilder::new(buf, Method::SEND, Class::Indication, transaction_id)?;
+        message.xor_address(AttrType::XOR_PEER_ADDRESS, peer)?.attribute(AttrType::DATA, data)?;
+        if dont_fragment {
+            message.attribute(AttrType::DONT_FRAGMENT, &[])?;
+        }
+        Ok(message.finish())
+    }
+
+    /// Reads a response; a 401 or 438 with REALM and NONCE teaches them to the client. A 401
+    /// to a request that already carried credentials is a refusal, not a retry.
+    pub fn handle_response(&mut self, bytes: &[u8]) -> Result<Response, ClientError> {
+        let message = Message::parse(bytes).map_err(|_| ClientError::NotStun)?;
+        let error = match message.class() {
+            Class::Success => None,
+            Class::Error => Some(message.error_code().map(|(code, _)| code).unwrap_or(0)),
+            _ => return Err(ClientError::NotAResponse),
+        };
+        let signed = match (&self.key, message.get(AttrType::MESSAGE_INTEGRITY)) {
+            (Some(key), Some(_)) => {
+                message.verify_integrity(key).map_err(|_| ClientError::BadIntegrity)?;
+                true
+            }
+            _ => false,
+        };
+        let outcome = match error {
+            None => Outcome::Success,
+            Some(code) if code == ErrorCode::UNAUTHENTICATED.0 || code == ErrorCode::STALE_NONCE.0 => {
+                let had_credentials = self.key.is_some();
+                self.learn(&message);
+                if code == ErrorCode::STALE_NONCE.0 || !had_credentials {
+                    Outcome::Retry
+                } else {
+                    Outcome::Error(code)
+                }
+            }
+            Some(code) => Outcome::Error(code),
+        };
+        let transaction_id = message.transaction_id();
+        let mut response = Response {
+            method: message.method(),
+            transaction_id,
+            outcome,
+            relayed: Vec::new(),
+            mapped: None,
+            lifetime: None,
+            reservation_token: None,
+            address_error: None,
+            unknown_attributes: Vec::new(),
+            signed,
+        };
+        for attribute in message.attributes() {
+            match attribute.typ {
+                AttrType::XOR_RELAYED_ADDRESS => {
+                    response.relayed.extend(stun::decode_xor_address(attribute.value, &transaction_id));
+                }
+                AttrType::XOR_MAPPED_ADDRESS => {
+                    response.mapped = stun::decode_xor_address(attribute.value, &transaction_id).ok();
+                }
+                AttrType::LIFETIME => response.lifetime = stun::decode_u32(attribute.value).ok(),
+                AttrType::RESERVATION_TOKEN => {
+                    response.reservation_token = stun::decode_reservation_token(attribute.value).ok();
+                }
+                AttrType::ADDRESS_ERROR_CODE => {
+                    response.address_error = stun::decode_address_error_code(attribute.value)
+                        .ok()
+                        .map(|(family, code, _)| (family, code));
+                }
+                AttrType::UNKNOWN_ATTRIBUTES => {
+                    response.unknown_attributes =
+                        attribute.value.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]])).collect();
+                }
+                _ => {}
+            }
+        }
+        Ok(response)
+    }
+
+    fn learn(&mut self, message: &Message<'_>) {
+        let text = |typ| message.get(typ).map(stun::decode_text);
+        if let (Some(Ok(realm)), Some(Ok(nonce))) = (text(AttrType::REALM), text(AttrType::NONCE)) {
+            self.key = Some(stun::long_term_key(&self.username, realm, &self.password));
+            self.realm = Some(realm.into());
+            self.nonce = Some(nonce.into());
+        }
+    }
+}
+
+/// Reads a Data indication: the peer and the data.
+pub fn parse_data_indication(bytes: &[u8]) -> Option<(SocketAddr, &[u8])> {
+    let message = Message::parse(bytes).ok()?;
+    if (message.method(), message.class()) != (Method::DATA, Class::Indication) {
+        return None;
+    }
+    let peer = message.xor_address(AttrType::XOR_PEER_ADDRESS).ok()?;
+    let data = message.data().ok()?;
+    Some((peer, data))
+}
+
+/// Whether a datagram from the server is ChannelData rather than STUN (RFC 8656 §12).
+pub fn is_channel_data(bytes: &[u8]) -> bool {
+    bytes.first().is_some_and(|b| (0x40..=0x4f).contains(b))
+}

@@ -1,0 +1,72 @@
+//! The seam to the I/O layer: what the server is told (time, 5-tuples, relay handles) and what
+//! it asks for ([`TurnIo`]).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// The time of an input. The server never reads a clock: lifetimes run on `instant`, nonces
+/// and REST API usernames on `unix_s`.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub instant: Instant,
+    pub unix_s: u64,
+}
+
+/// How the client reached the server (RFC 8656 §3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    /// Stream transports carry ChannelData padded to a multiple of 4 (RFC 8656 §12.5).
+    pub fn is_stream(self) -> bool {
+        matches!(self, Self::Tcp | Self::Tls)
+    }
+}
+
+/// The 5-tuple between client and server that names an allocation (RFC 8656 §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientTuple {
+    pub transport: Transport,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+}
+
+/// The I/O layer's handle of one relay socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RelayId(pub u32);
+
+/// Which port a relay socket asks for, within `[min_port, max_port]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortRequest {
+    Any,
+    /// An even port (EVEN-PORT, RFC 8656 §7.2).
+    Even,
+    /// Exactly this port: the odd port after an even one, held for a RESERVATION-TOKEN.
+    Specific(u16),
+}
+
+/// Why no relay socket could be opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayError {
+    /// No free port of the kind asked for.
+    PortsExhausted,
+    /// The socket could not be bound for another reason (address gone, descriptors out).
+    Unavailable,
+}
+
+/// What the server needs from the I/O layer. Every call is non-blocking: a full queue or an
+/// empty pool drops the datagram and answers `false`.
+pub trait TurnIo {
+    /// Sends a message to a client on its 5-tuple; `write` fills the buffer (at least 1504
+    /// bytes) and returns the length, 0 for nothing. `false`: dropped.
+    fn to_client(&mut self, client: &ClientTuple, write: impl FnOnce(&mut [u8]) -> usize) -> bool;
+    /// Sends `payload` from relay socket `relay` to `peer`, with the IP DF bit if asked.
+    fn to_peer(&mut self, relay: RelayId, peer: SocketAddr, payload: &[u8], dont_fragment: bool) -> bool;
+    /// Binds a UDP relay socket on `ip`; returns its handle and local address.
+    fn open_relay(&mut self, ip: IpAddr, port: PortRequest) -> Result<(RelayId, SocketAddr), RelayError>;
+    fn close_relay(&mut self, relay: RelayId);
+}
