@@ -91,8 +91,12 @@ pub fn table(config: &RelayConfig, workers: usize) -> Table {
         .routes
         .iter()
         .map(|route| {
-            let dests =
-                route.to.iter().enumerate().map(|(i, &addr)| Destination { addr, via: via(i) }).collect();
+            let dests = route
+                .to
+                .iter()
+                .enumerate()
+                .map(|(i, &addr)| Destination { via: via(i), ..Destination::here(addr) })
+                .collect();
             (route.from, dests)
         })
         .collect();

@@ -85,7 +85,8 @@ fn every_receiver_decrypts_every_packet_and_nothing_allocates() {
                 .iter()
                 .enumerate()
                 .map(|(i, &addr)| {
-                    let dest = Destination { addr, via: Via::Worker(WorkerId((i % 2) as u16)) };
+                    let dest =
+                        Destination { via: Via::Worker(WorkerId((i % 2) as u16)), ..Destination::here(addr) };
                     (dest, Context::new(profile, &receiver_key(i), &salt).unwrap())
                 })
                 .collect();

@@ -67,6 +67,10 @@ pub struct EngineConfig {
     pub socket_buffer: usize,
     /// How long SIGTERM waits for queued packets to leave, in milliseconds.
     pub drain_timeout_ms: u64,
+    /// Sockets a worker's handler may hold open besides the listener (`Output::open_udp`: a
+    /// TURN server's relay sockets); 0 allows none. Each is one file descriptor, so the
+    /// process's descriptor limit must cover `workers x max_sockets_per_worker`.
+    pub max_sockets_per_worker: usize,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +90,7 @@ impl Default for EngineConfig {
             batch_wait_us: 250,
             socket_buffer: 4 << 20,
             drain_timeout_ms: 2000,
+            max_sockets_per_worker: 0,
         }
     }
 }
@@ -143,6 +148,10 @@ impl EngineConfig {
         }
         if self.batch_wait_us > 10_000 {
             return err("batch_wait_us", "at most 10000 (10 ms)");
+        }
+        // Socket ids carry a 16-bit index, shared with sockets still closing.
+        if self.max_sockets_per_worker > 65_000 {
+            return err("max_sockets_per_worker", "at most 65000");
         }
         if self.drain_timeout_ms > 60_000 {
             return err("drain_timeout_ms", "at most 60000 (one minute)");

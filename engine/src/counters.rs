@@ -32,10 +32,13 @@ pub enum DropReason {
     Rejected,
     /// The engine was stopping and its drain time ran out.
     Shutdown,
+    /// The destination named a socket the sending worker does not have open: closed, never
+    /// opened, or opened by another worker (only the worker that opened a socket sends from it).
+    UnknownSocket,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         Self::PoolEmpty,
         Self::HandoffFull,
         Self::SendQueueFull,
@@ -45,6 +48,7 @@ impl DropReason {
         Self::NoRoute,
         Self::Rejected,
         Self::Shutdown,
+        Self::UnknownSocket,
     ];
 
     /// Label used in metrics.
@@ -59,13 +63,14 @@ impl DropReason {
             Self::NoRoute => "no_route",
             Self::Rejected => "rejected",
             Self::Shutdown => "shutdown",
+            Self::UnknownSocket => "unknown_socket",
         }
     }
 }
 
 const REASONS: usize = DropReason::ALL.len();
 /// Scalar fields of `Counts` before the drop array.
-const FIELDS: usize = 8;
+const FIELDS: usize = 10;
 
 /// A snapshot of one worker's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,6 +90,11 @@ pub struct Counts {
     /// System calls the worker made (io_uring_enter, recvmmsg, sendmmsg, poll, wakes, ...):
     /// the proof that the hot path makes none per packet.
     pub syscalls: u64,
+    /// Sockets the handler opened (`Output::open_udp`) whose descriptor is still open: a gauge,
+    /// not a total. A closed socket leaves it once the kernel is done with the descriptor.
+    pub sockets_open: u64,
+    /// `Output::open_udp` calls that failed (the kernel refused, or the worker's limit).
+    pub socket_open_failures: u64,
     pub drops: [u64; REASONS],
 }
 
@@ -107,6 +117,8 @@ impl Counts {
         self.rx_stalls += other.rx_stalls;
         self.kernel_rx_drops += other.kernel_rx_drops;
         self.syscalls += other.syscalls;
+        self.sockets_open += other.sockets_open;
+        self.socket_open_failures += other.socket_open_failures;
         for (a, b) in self.drops.iter_mut().zip(other.drops) {
             *a += b;
         }
@@ -137,6 +149,8 @@ impl WorkerCounters {
             counts.rx_stalls,
             counts.kernel_rx_drops,
             counts.syscalls,
+            counts.sockets_open,
+            counts.socket_open_failures,
         ];
         for (slot, value) in v.iter().zip(fields.into_iter().chain(counts.drops)) {
             slot.store(value, Ordering::Relaxed);
@@ -155,6 +169,8 @@ impl WorkerCounters {
             rx_stalls: v[5],
             kernel_rx_drops: v[6],
             syscalls: v[7],
+            sockets_open: v[8],
+            socket_open_failures: v[9],
             drops: std::array::from_fn(|i| v[FIELDS + i]),
         }
     }
@@ -175,6 +191,8 @@ mod tests {
             rx_stalls: 6,
             kernel_rx_drops: 7,
             syscalls: 8,
+            sockets_open: 9,
+            socket_open_failures: 10,
             drops: [0; REASONS],
         };
         for (i, reason) in DropReason::ALL.into_iter().enumerate() {

@@ -15,6 +15,7 @@ use crate::mesh;
 use crate::pool::{PacketPool, PoolError, SLOT_SIZE};
 use crate::socket;
 use crate::wake::Waker;
+use crate::worker::sockets::SocketTable;
 use crate::worker::{Core, Ready, Shutdown, WorkerSetup, mmsg, uring};
 
 /// The backend the workers run.
@@ -185,11 +186,18 @@ impl Engine {
         let mut threads = Vec::with_capacity(workers);
         for (i, (socket, port)) in sockets.into_iter().zip(ports).enumerate() {
             let id = WorkerId(i as u16);
-            let core =
-                Core::new(id, pool.clone(), port, counters[i].clone(), config.send_queue, config.max_fanout);
+            let sockets = SocketTable::new(socket, config.max_sockets_per_worker, config.socket_buffer)?;
+            let core = Core::new(
+                id,
+                pool.clone(),
+                port,
+                counters[i].clone(),
+                config.send_queue,
+                config.max_fanout,
+                sockets,
+            );
             let setup = WorkerSetup {
                 core,
-                socket,
                 shutdown: shutdown.clone(),
                 mmsg_batch: config.mmsg_batch,
                 gso: config.gso,

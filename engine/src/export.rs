@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use metrics::{Counter, counter, gauge};
+use metrics::{Counter, Gauge, counter, gauge};
 
 use crate::counters::{DropReason, WorkerCounters};
 
@@ -22,6 +22,8 @@ struct WorkerHandles {
     rx_stalls: Counter,
     kernel_rx_drops: Counter,
     syscalls: Counter,
+    sockets_open: Gauge,
+    socket_open_failures: Counter,
     drops: Vec<Counter>,
 }
 
@@ -56,6 +58,11 @@ impl MetricsPump {
                     rx_stalls: counter!("engine_rx_stalls_total", "worker" => worker.clone()),
                     kernel_rx_drops: counter!("engine_kernel_rx_drops_total", "worker" => worker.clone()),
                     syscalls: counter!("engine_syscalls_total", "worker" => worker.clone()),
+                    sockets_open: gauge!("engine_sockets_open", "worker" => worker.clone()),
+                    socket_open_failures: counter!(
+                        "engine_socket_open_failures_total",
+                        "worker" => worker.clone()
+                    ),
                     drops: DropReason::ALL
                         .iter()
                         .map(|r| counter!("engine_drops_total", "worker" => worker.clone(), "reason" => r.as_str()))
@@ -77,6 +84,8 @@ impl MetricsPump {
                     h.rx_stalls.absolute(c.rx_stalls);
                     h.kernel_rx_drops.absolute(c.kernel_rx_drops);
                     h.syscalls.absolute(c.syscalls);
+                    h.sockets_open.set(c.sockets_open as f64);
+                    h.socket_open_failures.absolute(c.socket_open_failures);
                     for (counter, value) in h.drops.iter().zip(c.drops) {
                         counter.absolute(value);
                     }

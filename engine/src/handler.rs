@@ -7,7 +7,22 @@
 //! bridge does to re-encrypt per receiver). The engine carries the sends out after `handle`
 //! returns. Nothing here allocates: destinations go into a preallocated list and packets into
 //! pool slots; when either is exhausted the send is dropped and counted.
+//!
+//! Sockets: every worker receives on the listener it shares with the other workers
+//! ([`SocketId::LISTENER`], SO_REUSEPORT on the configured address). A handler may also open
+//! sockets of its own on its worker ([`Output::open_udp`], up to `max_sockets_per_worker`), a
+//! TURN server's relay sockets: datagrams arriving on one are handled like any other, with
+//! [`Datagram::socket`] naming it, and a handler answers from it with
+//! [`Destination::from_socket`]. Such a socket belongs to the worker that opened it: only that
+//! worker receives on it and sends from it, and a send naming it through another worker is
+//! dropped and counted ([`DropReason::UnknownSocket`]). [`Output::close_socket`] ends delivery
+//! at once: no datagram that arrives on the socket afterwards reaches the handler, sends naming
+//! it are dropped and counted, and its id is never reused. Sends queued before the close are
+//! still sent; the descriptor is closed as soon as the kernel holds no operation on it.
+//! Opening and closing make system calls and may allocate; they are for the control path
+//! (once per TURN allocation), not per packet.
 
+use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -29,17 +44,67 @@ pub enum Via {
     Worker(WorkerId),
 }
 
-/// Where a packet goes.
+/// A UDP socket of a worker: the listener, or a socket the handler opened with
+/// [`Output::open_udp`]. An id names one socket for its whole life: once that socket is
+/// closed, no later socket gets the same id (an index plus a generation), so a stale id held
+/// anywhere can only miss, never reach someone else's socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId {
+    pub(crate) index: u16,
+    pub(crate) generation: u32,
+}
+
+impl SocketId {
+    /// The worker's share of the configured listen address (SO_REUSEPORT).
+    pub const LISTENER: Self = Self { index: 0, generation: 0 };
+
+    /// A small number (below 65536, 0 for the listener) that no other open socket of this
+    /// worker has, for a data plane to index per-socket state with instead of hashing. A later
+    /// socket may get the same index once this one is closed: keep the whole id next to the
+    /// state and compare it.
+    #[inline]
+    pub fn index(self) -> usize {
+        usize::from(self.index)
+    }
+}
+
+/// The limit `max_sockets_per_worker` stopped [`Output::open_udp`]. Carried inside the
+/// returned `io::Error` (`io::Error::get_ref` and `downcast_ref` find it), so a TURN server can
+/// answer 508 Insufficient Capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketLimitReached {
+    pub limit: usize,
+}
+
+impl std::fmt::Display for SocketLimitReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "this worker already has engine.max_sockets_per_worker = {} sockets open", self.limit)
+    }
+}
+
+impl std::error::Error for SocketLimitReached {}
+
+/// Where a packet goes: an address, the worker that sends it and the socket it leaves from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Destination {
     pub addr: SocketAddr,
     pub via: Via,
+    /// [`SocketId::LISTENER`], or a socket the sending worker opened. A socket the handler
+    /// opened can only be named with `Via::Here` (or `Via::Worker` of its own worker): any
+    /// other worker drops the packet and counts [`DropReason::UnknownSocket`], as it does for
+    /// a closed socket.
+    pub socket: SocketId,
 }
 
 impl Destination {
-    /// Sent by the worker that handles the datagram.
+    /// Sent from the listener by the worker that handles the datagram.
     pub fn here(addr: SocketAddr) -> Self {
-        Self { addr, via: Via::Here }
+        Self { addr, via: Via::Here, socket: SocketId::LISTENER }
+    }
+
+    /// Sent from `socket`, one the handling worker opened, by that worker.
+    pub fn from_socket(socket: SocketId, addr: SocketAddr) -> Self {
+        Self { addr, via: Via::Here, socket }
     }
 }
 
@@ -148,9 +213,24 @@ pub struct Datagram<'a> {
     pub(crate) buf: PacketBuf<'a>,
     pub(crate) fanout: &'a mut Vec<Destination>,
     pub(crate) fanout_dropped: u64,
+    pub(crate) socket: SocketId,
+    pub(crate) local: SocketAddr,
 }
 
 impl Datagram<'_> {
+    /// The socket the datagram arrived on.
+    #[inline]
+    pub fn socket(&self) -> SocketId {
+        self.socket
+    }
+
+    /// The address that socket is bound to (for a wildcard bind, the wildcard, not the
+    /// address the datagram was sent to).
+    #[inline]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
     /// Sends this packet (as it stands when `handle` returns) to `to`, sharing the slot.
     /// Returns false, and counts a drop, past the configured `max_fanout`.
     #[inline]
@@ -192,6 +272,34 @@ impl Output<'_> {
     #[inline]
     pub fn send(&mut self, to: Destination, write: impl FnOnce(&mut PacketBuf<'_>)) -> bool {
         self.core.send_new(to, write)
+    }
+
+    /// Opens a UDP socket on `local` (port 0: any free port; IPv6 addresses are IPv6-only) for
+    /// this worker: datagrams arriving on it are handed to this handler with
+    /// [`Datagram::socket`] naming it, and [`Destination::from_socket`] sends from it. Returns
+    /// its id and the address it is bound to. Fails (and counts `socket_open_failures`) when
+    /// the kernel refuses the bind, or with [`SocketLimitReached`] inside the error when the
+    /// worker already holds `max_sockets_per_worker` sockets (0 by default: none).
+    ///
+    /// Control path: a few system calls; nothing on the packet path depends on how many
+    /// sockets are open.
+    pub fn open_udp(&mut self, local: SocketAddr) -> io::Result<(SocketId, SocketAddr)> {
+        self.core.open_udp(local)
+    }
+
+    /// Closes a socket this handler opened: nothing that arrives on it from now on is handled,
+    /// later sends naming it are dropped and counted ([`DropReason::UnknownSocket`]), sends
+    /// queued before are still sent, and no later socket gets its id. The descriptor is closed
+    /// once the kernel holds no operation on it: within a loop turn or two, later only while
+    /// sends from it wait for room in its send buffer. Returns false, and does nothing, for the
+    /// listener, an unknown id or one already closed.
+    pub fn close_socket(&mut self, id: SocketId) -> bool {
+        self.core.close_socket(id)
+    }
+
+    /// The address an open socket of this worker is bound to.
+    pub fn local_addr(&self, id: SocketId) -> Option<SocketAddr> {
+        self.core.sockets.local_addr(id)
     }
 
     /// Counts a datagram the handler decided not to forward.

@@ -19,6 +19,9 @@ pub struct Transmit {
     pub slot: u32,
     pub offset: u16,
     pub len: u16,
+    /// Index of the sending worker's socket it leaves from (0, the listener, for every packet
+    /// handed to another worker).
+    pub socket: u16,
     pub dest: SocketAddr,
     /// Position in the sender's queue, so grouping by destination keeps each destination's
     /// packets in order (see `send::send_pending`).

@@ -11,7 +11,18 @@ pub const NAME_LEN: usize = size_of::<libc::sockaddr_in6>();
 /// Opens one worker's socket: non-blocking, SO_REUSEPORT on `addr`, dual-stack when `addr` is
 /// the IPv6 wildcard.
 pub fn bind_reuseport(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
+    bind(addr, buffer, true, &mut 0)
+}
+
+/// Opens a socket a handler asked for: non-blocking, bound to `addr` alone (no SO_REUSEPORT),
+/// IPv6-only when `addr` is IPv6. Adds the system calls it made to `syscalls`.
+pub fn bind_plain(addr: SocketAddr, buffer: usize, syscalls: &mut u64) -> io::Result<UdpSocket> {
+    bind(addr, buffer, false, syscalls)
+}
+
+fn bind(addr: SocketAddr, buffer: usize, shared: bool, syscalls: &mut u64) -> io::Result<UdpSocket> {
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    *syscalls += 1;
     // SAFETY: plain syscall; the result is checked before use.
     let fd = unsafe { libc::socket(domain, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -19,9 +30,15 @@ pub fn bind_reuseport(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> 
     }
     // SAFETY: fd is a fresh descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    if shared {
+        *syscalls += 1;
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    }
     if addr.is_ipv6() {
-        setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
+        // The shared media port takes both families; a handler's socket is exactly what it
+        // asked for, so an IPv6 relay address never receives IPv4 traffic.
+        *syscalls += 1;
+        setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, i32::from(!shared))?;
     }
     if buffer > 0 {
         let size = buffer.min(i32::MAX as usize) as libc::c_int;
@@ -30,7 +47,9 @@ pub fn bind_reuseport(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> 
         for (force, plain) in
             [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)]
         {
+            *syscalls += 1;
             if setsockopt(&fd, libc::SOL_SOCKET, force, size).is_err() {
+                *syscalls += 1;
                 setsockopt(&fd, libc::SOL_SOCKET, plain, size)?;
             }
         }
@@ -38,6 +57,7 @@ pub fn bind_reuseport(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> 
     let mut storage: libc::sockaddr_in6 = unsafe_zeroed();
     let len =
         encode(addr, domain, &mut storage).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    *syscalls += 1;
     // SAFETY: storage holds a valid sockaddr of `len` bytes.
     if unsafe { libc::bind(fd.as_raw_fd(), (&raw const storage).cast(), len) } != 0 {
         return Err(io::Error::last_os_error());
@@ -87,11 +107,6 @@ pub fn point_header(
     header.msg_control = std::ptr::null_mut();
     header.msg_controllen = 0;
     header.msg_flags = 0;
-}
-
-/// Socket family of a bound socket.
-pub fn family(socket: &UdpSocket) -> io::Result<libc::c_int> {
-    Ok(if socket.local_addr()?.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })
 }
 
 /// A zeroed C address structure.

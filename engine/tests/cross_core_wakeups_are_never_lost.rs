@@ -16,7 +16,7 @@ struct EchoViaOtherCore;
 impl Handler for EchoViaOtherCore {
     fn handle(&mut self, _now: Instant, from: SocketAddr, packet: &mut Datagram<'_>, out: &mut Output<'_>) {
         let other = WorkerId(1 - out.worker().0);
-        packet.forward(Destination { addr: from, via: Via::Worker(other) });
+        packet.forward(Destination { via: Via::Worker(other), ..Destination::here(from) });
     }
 }
 

@@ -21,7 +21,7 @@ struct Spray {
 impl Handler for Spray {
     fn handle(&mut self, _now: Instant, _from: SocketAddr, packet: &mut Datagram<'_>, out: &mut Output<'_>) {
         let via = if self.cross_core { Via::Worker(WorkerId(1 - out.worker().0)) } else { Via::Here };
-        let to = Destination { addr: self.sink, via };
+        let to = Destination { via, ..Destination::here(self.sink) };
         match packet.first() {
             Some(0) => {
                 packet.forward(Destination::here(self.sink));

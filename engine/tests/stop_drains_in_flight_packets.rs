@@ -20,8 +20,8 @@ impl Handler for FanOut3 {
     fn handle(&mut self, _now: Instant, _from: SocketAddr, packet: &mut Datagram<'_>, out: &mut Output<'_>) {
         let other = Via::Worker(WorkerId(1 - out.worker().0));
         packet.forward(Destination::here(self.sink));
-        packet.forward(Destination { addr: self.sink, via: other });
-        packet.forward(Destination { addr: self.sink, via: other });
+        packet.forward(Destination { via: other, ..Destination::here(self.sink) });
+        packet.forward(Destination { via: other, ..Destination::here(self.sink) });
     }
 }
 

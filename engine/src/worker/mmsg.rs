@@ -1,23 +1,35 @@
 //! The fallback backend: `recvmmsg`/`sendmmsg` batches and `poll`, for kernels or sandboxes
 //! without io_uring (Docker's default seccomp profile refuses `io_uring_setup` with EPERM).
 //!
-//! A loop turn receives up to `mmsg_batch` datagrams into free pool slots with one call, runs
-//! the handler on each, and sends the turn's transmits with one `sendmmsg` per batch. Sends
-//! complete synchronously, so their slots are released within the turn. With nothing to read
-//! the worker sleeps in `poll` on its socket and its eventfd.
+//! A loop turn receives up to `mmsg_batch` datagrams into free pool slots with one call per
+//! readable socket, runs the handler on each, and sends the turn's transmits with one
+//! `sendmmsg` per batch and socket. Sends complete synchronously, so their slots are released
+//! within the turn, and a socket the handler closed is closed at the end of the turn: nothing
+//! can still refer to it.
+//!
+//! Readiness comes from one epoll instance (level-triggered) holding the listener, every
+//! socket the handler opened and the worker's eventfd; the sockets it reports go on a ready
+//! list, and a socket stays on it while its reads fill whole batches. So a turn costs a read
+//! per socket that has datagrams, not per socket open. With nothing to read the worker sleeps
+//! in `epoll_wait`.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::send::{SendBatch, send_pending};
-use super::{Core, WorkerSetup, until};
+use super::sockets::epoll_ctl;
+use super::{Core, Received, WorkerSetup, until};
 use crate::counters::DropReason;
 use crate::handler::{Handler, Output};
 use crate::pool::{SLOT_SIZE, SlotId};
 use crate::socket::{self, NAME_LEN};
 
 const DRAIN_TICK: Duration = Duration::from_millis(5);
+/// epoll data of the eventfd; sockets use their table index.
+const WAKER_TOKEN: u64 = u64::MAX;
+/// Readiness events taken per `epoll_wait`; level-triggered, so the rest come next time.
+const EVENTS: usize = 64;
 
 /// Preallocated `recvmmsg` batch with the iovecs and addresses it points into.
 struct Batch {
@@ -44,20 +56,18 @@ impl Batch {
     }
 }
 
-/// The sending side of the socket.
+/// The sending side of the sockets.
 struct Sender {
     tx: SendBatch,
-    /// What the socket refused this turn (its send buffer was full).
+    /// What the sockets refused this turn (their send buffer was full).
     blocked: Vec<crate::mesh::Transmit>,
-    fd: i32,
-    family: libc::c_int,
 }
 
 impl Sender {
     /// Sends the turn's transmits. A full socket send buffer: this backend does not wait for
     /// room, it drops and counts.
     fn flush(&mut self, core: &mut Core) {
-        send_pending(core, &mut self.tx, self.fd, self.family, &mut self.blocked);
+        send_pending(core, &mut self.tx, &mut self.blocked);
         for transmit in self.blocked.drain(..) {
             core.counters.drop(DropReason::SendFailed);
             core.release(&transmit);
@@ -65,26 +75,76 @@ impl Sender {
     }
 }
 
+/// The worker's epoll instance.
+struct Poller {
+    epoll: OwnedFd,
+    events: [libc::epoll_event; EVENTS],
+}
+
+impl Poller {
+    fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Self { epoll, events: [libc::epoll_event { events: 0, u64: 0 }; EVENTS] })
+    }
+
+    /// Waits up to `timeout` (`None`: no limit, zero: just look) and puts the sockets it
+    /// reports readable on the ready list.
+    fn wait(&mut self, core: &mut Core, timeout: Option<Duration>) {
+        // SAFETY: `events` is a live array of EVENTS entries the kernel fills.
+        let n = unsafe {
+            libc::epoll_wait(self.epoll.as_raw_fd(), self.events.as_mut_ptr(), EVENTS as i32, millis(timeout))
+        };
+        core.counters.syscalls += 1;
+        for event in &self.events[..n.max(0) as usize] {
+            let token = event.u64;
+            if token == WAKER_TOKEN {
+                continue; // cleared after every sleep
+            }
+            let index = token as u16;
+            if core.sockets.delivers(index) && !core.sockets.entries[usize::from(index)].ready {
+                core.sockets.entries[usize::from(index)].ready = true;
+                core.sockets.ready.push(index);
+            }
+        }
+    }
+}
+
+/// A poll/epoll timeout in milliseconds, rounded up so a deadline is never woken early.
+fn millis(timeout: Option<Duration>) -> i32 {
+    timeout.map_or(-1, |t| {
+        t.as_millis().min(i32::MAX as u128 - 1) as i32 + i32::from(t.subsec_nanos() % 1_000_000 != 0)
+    })
+}
+
 /// Runs a worker until shutdown.
 pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
-    let WorkerSetup { mut core, socket, shutdown, mmsg_batch, gso, ready, .. } = setup;
-    let fd = socket.as_raw_fd();
-    let family = socket::family(&socket)?;
+    let WorkerSetup { mut core, shutdown, mmsg_batch, gso, ready, .. } = setup;
+    let mut poller = Poller::new()?;
+    let epoll = poller.epoll.as_raw_fd();
+    epoll_ctl(epoll, libc::EPOLL_CTL_ADD, core.sockets.entries[0].fd, 0)?;
+    epoll_ctl(epoll, libc::EPOLL_CTL_ADD, core.mesh.waker().fd(), WAKER_TOKEN)?;
+    // From here on sockets the handler opens join the epoll set as they open.
+    core.sockets.epoll = Some(epoll);
+    core.sockets.entries[0].ready = true;
+    core.sockets.ready.push(0);
     let mut rx = Batch::new(mmsg_batch);
-    let mut sender = Sender {
-        tx: SendBatch::new(mmsg_batch, gso),
-        blocked: Vec::with_capacity(core.pending.capacity()),
-        fd,
-        family,
-    };
+    let mut sender =
+        Sender { tx: SendBatch::new(mmsg_batch, gso), blocked: Vec::with_capacity(core.pending.capacity()) };
     let mut draining: Option<Instant> = None;
     ready.signal(core.id);
 
     loop {
         let now = Instant::now();
-        let mut received = 0;
+        // Whether a socket filled its batch, and so may hold more.
+        let mut more = false;
         if draining.is_none() {
-            received = receive_batch(&mut core, &mut handler, &mut rx, &mut sender, now)?;
+            more = receive_ready(&mut core, &mut handler, &mut rx, &mut sender, now)?;
         }
         core.drain_inbound();
         if draining.is_none()
@@ -94,7 +154,11 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
             handler.handle_timeout(now, &mut Output { core: &mut core });
         }
         sender.flush(&mut core);
-        core.sample_kernel_drops(&socket, now);
+        // Sends are synchronous: after the flush no transmit names a closing socket.
+        while let Some(index) = core.sockets.closing.pop() {
+            core.finish_close(index);
+        }
+        core.sample_kernel_drops(now);
         core.end_turn();
 
         if let Some(deadline) = draining {
@@ -111,8 +175,13 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
             shutdown.done_producing(core.id);
             continue;
         }
-        if received > 0 {
-            continue; // the socket may hold more; read again before sleeping
+        if more {
+            // Read again before sleeping. Sockets that became readable meanwhile join the
+            // ready list now, or one busy socket would keep the others waiting.
+            if core.sockets.extra_open() > 0 {
+                poller.wait(&mut core, Some(Duration::ZERO));
+            }
+            continue;
         }
 
         let timeout = match draining {
@@ -122,23 +191,54 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
         let waker = core.mesh.waker();
         waker.prepare_sleep();
         if !core.mesh.has_inbound() {
-            // Without free slots we cannot take datagrams: wait for slots to come home instead.
-            let socket_events = if draining.is_none() && !core.free.is_empty() { libc::POLLIN } else { 0 };
-            let mut fds = [
-                libc::pollfd { fd, events: socket_events, revents: 0 },
-                libc::pollfd { fd: waker.fd(), events: libc::POLLIN, revents: 0 },
-            ];
-            let ms = timeout.map_or(-1, |t| {
-                t.as_millis().min(i32::MAX as u128) as i32 + i32::from(t.subsec_nanos() % 1_000_000 != 0)
-            });
-            // SAFETY: fds is a live array of two pollfds.
-            unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-            core.counters.syscalls += 1;
+            if draining.is_none() && !core.free.is_empty() {
+                poller.wait(&mut core, timeout);
+            } else {
+                // Without free slots we cannot take datagrams (and draining takes none): wait
+                // for slots to come home, or the drain tick, instead.
+                let mut fds = [libc::pollfd { fd: waker.fd(), events: libc::POLLIN, revents: 0 }];
+                // SAFETY: fds is a live array of one pollfd.
+                unsafe { libc::poll(fds.as_mut_ptr(), 1, millis(timeout)) };
+                core.counters.syscalls += 1;
+            }
         }
+        let waker = core.mesh.waker();
         waker.awake();
         waker.clear();
         core.counters.syscalls += 1;
     }
+}
+
+/// Reads a batch from each socket on the ready list. A socket whose read came back short has
+/// no more waiting and leaves the list (epoll reports it again when datagrams arrive); one
+/// that filled the batch stays. Returns whether any stayed.
+fn receive_ready<H: Handler>(
+    core: &mut Core,
+    handler: &mut H,
+    rx: &mut Batch,
+    sender: &mut Sender,
+    now: Instant,
+) -> io::Result<bool> {
+    let mut more = false;
+    let mut i = 0;
+    // The handler may open and close sockets meanwhile; neither touches the ready list (a
+    // closed socket leaves it at the end of the turn), so indexes into it stay valid.
+    while i < core.sockets.ready.len() {
+        let index = core.sockets.ready[i];
+        let received = if core.sockets.delivers(index) {
+            receive_batch(core, handler, rx, sender, index, now)?
+        } else {
+            0
+        };
+        if received == rx.slots.len() {
+            more = true;
+            i += 1;
+        } else {
+            core.sockets.ready.swap_remove(i);
+            core.sockets.entries[usize::from(index)].ready = false;
+        }
+    }
+    Ok(more)
 }
 
 /// Receives up to one batch into free slots and handles each datagram. Returns how many came.
@@ -149,9 +249,10 @@ fn receive_batch<H: Handler>(
     handler: &mut H,
     rx: &mut Batch,
     sender: &mut Sender,
+    socket: u16,
     now: Instant,
 ) -> io::Result<usize> {
-    let fd = sender.fd;
+    let fd = core.sockets.entries[usize::from(socket)].fd;
     let mut ready = 0;
     while ready < rx.slots.len() {
         let Some(slot) = core.free.pop() else { break };
@@ -176,6 +277,9 @@ fn receive_batch<H: Handler>(
             Some(libc::EAGAIN | libc::EINTR) => 0,
             // ICMP errors queued on the socket surface here; they are not ours to act on.
             Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH) => 0,
+            // The listener failing is the worker failing; a socket the handler opened failing
+            // is that socket's problem (it is read again when epoll reports it).
+            _ if socket != 0 => 0,
             _ => {
                 release_unused(core, rx, 0, ready);
                 return Err(error);
@@ -197,7 +301,7 @@ fn receive_batch<H: Handler>(
         };
         match socket::decode(name) {
             Some(from) if header.msg_hdr.msg_flags & libc::MSG_TRUNC == 0 => {
-                core.handle_received(handler, now, from, slot, 0, len);
+                core.handle_received(handler, now, Received { socket, from, slot, offset: 0, len });
                 if core.sends_must_go() {
                     sender.flush(core);
                 }

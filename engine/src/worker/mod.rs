@@ -1,24 +1,29 @@
-//! A worker: one thread, one core, one socket, one share of the pool.
+//! A worker: one thread, one core, its sockets (the shared listener and those its handler
+//! opened), one share of the pool.
 //!
 //! [`Core`] is what both backends share: it runs the handler on a received slot, turns its
-//! answer into transmits (queued locally or handed to another core), and releases slots when
-//! their last send is done. The backends ([`uring`], [`mmsg`]) only move datagrams between the
-//! socket and the pool.
+//! answer into transmits (queued locally or handed to another core), releases slots when
+//! their last send is done, and keeps the socket table. The backends ([`uring`], [`mmsg`])
+//! only move datagrams between the sockets and the pool, and tell the table when the kernel
+//! is done with a closing socket.
 
 pub mod mmsg;
 mod send;
+pub(crate) mod sockets;
 pub mod uring;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::counters::{Counts, DropReason, WorkerCounters};
-use crate::handler::{Datagram, Destination, Handler, Output, PacketBuf, Via, WorkerId};
+use crate::handler::{Datagram, Destination, Handler, Output, PacketBuf, SocketId, Via, WorkerId};
 use crate::mesh::{MeshPort, Transmit};
 use crate::pool::{FreeList, PacketPool, SLOT_SIZE, SlotId};
+use sockets::SocketTable;
 
 const KERNEL_DROPS_PERIOD: Duration = Duration::from_millis(500);
 
@@ -37,6 +42,19 @@ pub struct Core {
     fanout: Vec<Destination>,
     /// When the kernel's drop count for our socket was last read.
     drops_sampled: Instant,
+    /// The listener and the sockets the handler opened.
+    pub(crate) sockets: SocketTable,
+}
+
+/// A datagram a backend took in: `len` bytes at `offset` in `slot`, which it owns.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Received {
+    /// Index of the socket it arrived on.
+    pub socket: u16,
+    pub from: SocketAddr,
+    pub slot: SlotId,
+    pub offset: usize,
+    pub len: usize,
 }
 
 impl Core {
@@ -47,6 +65,7 @@ impl Core {
         published: Arc<WorkerCounters>,
         send_queue: usize,
         max_fanout: usize,
+        sockets: SocketTable,
     ) -> Self {
         let free = FreeList::full(pool.worker_slots(id));
         Self {
@@ -59,20 +78,19 @@ impl Core {
             pending: Vec::with_capacity(send_queue),
             fanout: Vec::with_capacity(max_fanout),
             drops_sampled: Instant::now(),
+            sockets,
         }
     }
 
-    /// Runs the handler on the datagram in `slot` (payload at `offset`, `len` bytes, owned by
-    /// us) and dispatches its forwards. The slot is released or shared out before returning.
-    pub(crate) fn handle_received<H: Handler>(
-        &mut self,
-        handler: &mut H,
-        now: Instant,
-        from: SocketAddr,
-        slot: SlotId,
-        offset: usize,
-        len: usize,
-    ) {
+    /// Runs the handler on a received datagram and dispatches its forwards. The slot is
+    /// released or shared out before returning. A datagram that arrived on a socket the handler
+    /// has closed (it was already in the kernel's queue, or in the same batch) is not handled.
+    pub(crate) fn handle_received<H: Handler>(&mut self, handler: &mut H, now: Instant, rx: Received) {
+        let Received { socket, from, slot, offset, len } = rx;
+        if !self.sockets.delivers(socket) {
+            self.recycle(slot, offset..offset + len);
+            return;
+        }
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += len as u64;
         let mut fanout = std::mem::take(&mut self.fanout);
@@ -82,8 +100,13 @@ impl Core {
         let bytes = unsafe {
             std::slice::from_raw_parts_mut(self.pool.slot_ptr(slot).add(offset), SLOT_SIZE - offset)
         };
-        let mut datagram =
-            Datagram { buf: PacketBuf::new(bytes, len), fanout: &mut fanout, fanout_dropped: 0 };
+        let mut datagram = Datagram {
+            buf: PacketBuf::new(bytes, len),
+            fanout: &mut fanout,
+            fanout_dropped: 0,
+            socket: self.sockets.id(socket),
+            local: self.sockets.entries[usize::from(socket)].local,
+        };
         handler.handle(now, from, &mut datagram, &mut Output { core: self });
         let len = datagram.buf.len();
         self.counters.drops[DropReason::FanoutLimit as usize] += datagram.fanout_dropped;
@@ -95,12 +118,13 @@ impl Core {
                 slot: slot.0,
                 offset: offset as u16,
                 len: len as u16,
+                socket: 0,
                 dest,
                 order: 0,
             };
             self.pool.set_refs(slot, fanout.len() as u32);
             for to in fanout.drain(..) {
-                self.dispatch(transmit(to.addr), to.via);
+                self.dispatch(transmit(to.addr), to);
             }
         }
         self.fanout = fanout;
@@ -123,13 +147,31 @@ impl Core {
             return false;
         }
         self.pool.set_refs(slot, 1);
-        self.dispatch(Transmit { slot: slot.0, offset: 0, len: len as u16, dest: to.addr, order: 0 }, to.via)
+        let transmit =
+            Transmit { slot: slot.0, offset: 0, len: len as u16, socket: 0, dest: to.addr, order: 0 };
+        self.dispatch(transmit, to)
     }
 
-    /// Queues a transmit here or hands it to the worker that must send it.
+    /// Queues a transmit here or hands it to the worker that must send it. A socket other than
+    /// the listener must be open on this worker and sent from here: hand-offs carry listener
+    /// sends only.
     #[inline]
-    fn dispatch(&mut self, transmit: Transmit, via: Via) -> bool {
-        match via {
+    fn dispatch(&mut self, mut transmit: Transmit, to: Destination) -> bool {
+        if to.socket != SocketId::LISTENER {
+            let here = match to.via {
+                Via::Here => true,
+                Via::Worker(worker) => worker == self.id,
+            };
+            match self.sockets.sending_index(to.socket) {
+                Some(index) if here => transmit.socket = index,
+                _ => {
+                    self.counters.drop(DropReason::UnknownSocket);
+                    self.release(&transmit);
+                    return false;
+                }
+            }
+        }
+        match to.via {
             Via::Worker(worker) if worker != self.id => match self.mesh.hand_off(worker, transmit) {
                 Ok(()) => {
                     self.counters.handoffs += 1;
@@ -194,18 +236,40 @@ impl Core {
         }
     }
 
-    /// Reads the kernel's drop counter for our socket, at most twice a second (one syscall).
-    pub(crate) fn sample_kernel_drops(&mut self, socket: &UdpSocket, now: Instant) {
+    /// Opens an extra socket for the handler (control path) and counts the outcome.
+    pub(crate) fn open_udp(&mut self, local: SocketAddr) -> io::Result<(SocketId, SocketAddr)> {
+        let opened = self.sockets.open(local, &mut self.counters.syscalls);
+        match &opened {
+            Ok(_) => self.counters.sockets_open = self.sockets.held() as u64,
+            Err(_) => self.counters.socket_open_failures += 1,
+        }
+        opened
+    }
+
+    /// Ends the handler's use of a socket; the backend closes the descriptor when the kernel
+    /// is done with it (`finish_close`).
+    pub(crate) fn close_socket(&mut self, id: SocketId) -> bool {
+        self.sockets.close(id)
+    }
+
+    /// Closes the descriptor of closing socket `index` and frees its id's index.
+    pub(crate) fn finish_close(&mut self, index: u16) {
+        self.sockets.finish_close(index, &mut self.counters.syscalls);
+        self.counters.sockets_open = self.sockets.held() as u64;
+    }
+
+    /// Reads the kernel's drop counter for the listener, at most twice a second (one syscall).
+    /// (Sockets the handler opened are not sampled: one syscall each would not stay cheap.)
+    pub(crate) fn sample_kernel_drops(&mut self, now: Instant) {
         if now.duration_since(self.drops_sampled) >= KERNEL_DROPS_PERIOD {
             self.drops_sampled = now;
             self.counters.syscalls += 1;
-            if let Some(drops) = crate::socket::kernel_drops(socket) {
+            if let Some(drops) = crate::socket::kernel_drops(self.sockets.listener()) {
                 self.counters.kernel_rx_drops = drops;
             }
         }
     }
 
-    /// End of a loop turn: wake peers we gave work to, publish counters.
     /// Whether the turn's queued sends must go out before another datagram is handled: one
     /// datagram may need a fresh slot and a queue entry for each of up to `max_fanout` copies
     /// (an SFU encrypts every copy on its own), and a burst handled in one turn (say, after the
@@ -216,6 +280,7 @@ impl Core {
         self.free.len() < reserve || self.pending.len() + reserve > self.pending.capacity()
     }
 
+    /// End of a loop turn: wake peers we gave work to, publish counters.
     pub(crate) fn end_turn(&mut self) {
         self.counters.syscalls += self.mesh.wake_touched();
         self.published.publish(&self.counters);
@@ -269,8 +334,8 @@ impl Ready {
 /// Everything a worker thread needs; consumed by a backend's `run`.
 #[derive(Debug)]
 pub struct WorkerSetup {
+    /// Holds the worker's listener in its socket table.
     pub core: Core,
-    pub socket: UdpSocket,
     pub shutdown: Arc<Shutdown>,
     pub mmsg_batch: usize,
     pub gso: bool,

@@ -6,6 +6,10 @@
 //! datagram. Media is bursty per receiver (a video frame is several full-size packets), so runs
 //! are common. When the kernel refuses GSO for this socket the worker says so once and sends
 //! one datagram per message from then on.
+//!
+//! One `sendmmsg` leaves from one socket. A turn whose transmits leave from several sockets
+//! (the listener and sockets the handler opened) is grouped by socket first, each socket's
+//! transmits in their original order, and a GSO run never spans two sockets.
 
 use std::io;
 use std::mem::size_of;
@@ -15,6 +19,7 @@ use crate::counters::DropReason;
 use crate::mesh::Transmit;
 use crate::pool::SlotId;
 use crate::socket;
+use crate::worker::sockets::State;
 
 /// Segments the kernel accepts in one GSO send (UDP_MAX_SEGMENTS) and the byte limit of one
 /// UDP message.
@@ -89,30 +94,49 @@ impl SendBatch {
     }
 }
 
-/// Sends every queued transmit, a batch per `sendmmsg`, and releases their slots. When the
-/// socket's send buffer is full (EAGAIN), the transmits not yet sent go to `blocked`, still
-/// holding their slot references, for the caller to retry or drop.
-pub(crate) fn send_pending(
-    core: &mut Core,
-    tx: &mut SendBatch,
-    fd: i32,
-    family: libc::c_int,
-    blocked: &mut Vec<Transmit>,
-) {
+/// Sends every queued transmit, a batch per `sendmmsg` from one socket, and releases their
+/// slots. When a socket's send buffer is full (EAGAIN), its transmits not yet sent go to
+/// `blocked`, still holding their slot references, for the caller to retry or drop; the other
+/// sockets' transmits are still sent.
+pub(crate) fn send_pending(core: &mut Core, tx: &mut SendBatch, blocked: &mut Vec<Transmit>) {
     let mut pending = std::mem::take(&mut core.pending);
-    if tx.gso && pending.len() > 2 {
+    let first = pending.first().map(|t| t.socket);
+    let mixed = pending.iter().any(|t| Some(t.socket) != first);
+    let runs = tx.gso && pending.len() > 2;
+    if runs || mixed {
         // Fan-out interleaves destinations (p1→A, p1→B, p2→A, p2→B); grouping the turn's sends
         // by destination, each destination's in their original order, turns that into runs
-        // GSO can batch. Unstable sort on (destination, position): no allocation, stable result.
+        // GSO can batch. Unstable sort on (socket, destination, position): no allocation,
+        // stable result.
         for (i, transmit) in pending.iter_mut().enumerate() {
             transmit.order = i as u32;
         }
-        pending.sort_unstable_by(|a, b| a.dest.cmp(&b.dest).then(a.order.cmp(&b.order)));
+        if runs {
+            pending.sort_unstable_by(|a, b| {
+                (a.socket, a.dest).cmp(&(b.socket, b.dest)).then(a.order.cmp(&b.order))
+            });
+        } else {
+            pending.sort_unstable_by_key(|t| (t.socket, t.order));
+        }
     }
     let mut queued = pending.drain(..).peekable();
-    while queued.peek().is_some() {
+    while let Some(&Transmit { socket: index, .. }) = queued.peek() {
+        let entry = &core.sockets.entries[usize::from(index)];
+        let (fd, family) = (entry.fd, entry.family);
+        if entry.state == State::Free {
+            // Not reached: a socket's descriptor stays open until no transmit names it.
+            debug_assert!(false, "a queued transmit names a closed socket");
+            while let Some(transmit) = queued.next_if(|t| t.socket == index) {
+                core.counters.drop(DropReason::UnknownSocket);
+                core.release(&transmit);
+            }
+            continue;
+        }
         let (mut messages, mut segments) = (0, 0);
         while let Some(transmit) = queued.peek().copied() {
+            if transmit.socket != index {
+                break;
+            }
             if tx.joins_last(messages, segments, &transmit) {
                 tx.headers[messages - 1].msg_hdr.msg_iovlen += 1;
             } else if messages == tx.headers.len() || segments == tx.iovecs.len() {
@@ -144,7 +168,9 @@ pub(crate) fn send_pending(
             }
         }
         if !send_messages(core, tx, fd, messages, blocked) {
-            blocked.extend(queued.by_ref());
+            while let Some(transmit) = queued.next_if(|t| t.socket == index) {
+                blocked.push(transmit);
+            }
         }
     }
     drop(queued);

@@ -10,19 +10,32 @@
 //! which io_uring retries when the socket has room; those are submitted with the wait for the
 //! next completions, one `io_uring_enter` per turn.
 //!
+//! Every socket of the worker (the listener and those the handler opened) has its own
+//! multishot `RECVMSG`, all drawing from the one buffer ring; a completion's user data carries
+//! the socket's table index. When the ring runs dry each receive that finds it empty ends
+//! (ENOBUFS) and goes on the `unarmed` list, to be re-armed once slots are back in the ring.
+//!
+//! Closing a socket the handler opened: from the `close_socket` call on, the table drops what
+//! still arrives on it and refuses sends naming it. The backend then cancels its receive
+//! (ASYNC_CANCEL on its user data) and keeps the descriptor open, and the index unused, until
+//! the receive's last completion has arrived and no send from the socket waits in io_uring or
+//! in the backlog; only then is the descriptor closed and the index freed (`close_finished`).
+//! So no operation in the kernel, and no completion still to come, refers to a descriptor that
+//! was closed or an index that now names another socket.
+//!
 //! Kernel features used: multishot recvmsg (6.0), provided buffer rings (5.19), SINGLE_ISSUER
 //! (6.0) and DEFER_TASKRUN (6.1). The last two are optional; without a buffer ring or
 //! multishot recvmsg the engine falls back to [`super::mmsg`].
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue};
 
-use super::{Core, WorkerSetup, send, until};
+use super::sockets::State;
+use super::{Core, Received, WorkerSetup, send, until};
 use crate::counters::DropReason;
 use crate::handler::{Handler, Output};
 use crate::mesh::Transmit;
@@ -35,6 +48,8 @@ const TAG_RECV: u64 = 1 << 56;
 const TAG_SEND: u64 = 2 << 56;
 const TAG_WAKE: u64 = 3 << 56;
 const TAG_CANCEL: u64 = 4 << 56;
+/// Below the tag: a receive's socket index, a send's op index.
+const INDEX_MASK: u64 = 0xffff_ffff;
 /// Submission queue depth. A turn with more sends than this submits early (one extra enter).
 const RING_ENTRIES: u32 = 1024;
 /// Datagrams per sendmmsg call.
@@ -215,9 +230,6 @@ enum Next {
 struct Worker<H> {
     core: Core,
     handler: H,
-    socket: std::net::UdpSocket,
-    fd: Fd,
-    family: libc::c_int,
     shutdown: std::sync::Arc<super::Shutdown>,
     ring: IoUring,
     buffers: BufRing,
@@ -225,8 +237,8 @@ struct Worker<H> {
     first_slot: u32,
     /// Buffers kept in the ring; the rest of the share serves packets the handler writes.
     ring_target: usize,
-    /// The multishot receive reads msg_namelen/msg_controllen from this header for its whole
-    /// life; boxed so its address is stable.
+    /// Every multishot receive reads msg_namelen/msg_controllen from this header for its
+    /// whole life (they are the same for all sockets); boxed so its address is stable.
     rx_header: Box<libc::msghdr>,
     wake_buffer: Box<u64>,
     waker_fd: Fd,
@@ -235,7 +247,8 @@ struct Worker<H> {
     blocked: Vec<Transmit>,
     /// Sends waiting for the socket, in order, behind the chain in io_uring (see `send_turn`).
     backlog: std::collections::VecDeque<Transmit>,
-    recv_armed: bool,
+    /// Multishot receives in the kernel, over all sockets.
+    armed: usize,
     wake_armed: bool,
     /// Whether the last turn received anything: then the next wait batches (see `wait`).
     busy: bool,
@@ -245,7 +258,8 @@ struct Worker<H> {
 
 /// Runs a worker until shutdown.
 pub fn run<H: Handler>(setup: WorkerSetup, handler: H) -> io::Result<()> {
-    let WorkerSetup { core, socket, shutdown, ready, gso, batch_wait_us, .. } = setup;
+    let WorkerSetup { mut core, shutdown, ready, gso, batch_wait_us, .. } = setup;
+    core.sockets.unarmed.push(0);
     let slots = core.pool.worker_slots(core.id);
     let send_capacity = core.pending.capacity();
     let (ring, _) = build_ring(RING_ENTRIES).map_err(explain_enomem)?;
@@ -260,15 +274,12 @@ pub fn run<H: Handler>(setup: WorkerSetup, handler: H) -> io::Result<()> {
     let mut rx_header: Box<libc::msghdr> = Box::new(socket::unsafe_zeroed());
     rx_header.msg_namelen = NAME_LEN as u32;
     let mut worker = Worker {
-        fd: Fd(socket.as_raw_fd()),
-        family: socket::family(&socket)?,
         waker_fd: Fd(core.mesh.waker().fd()),
         first_slot: slots.start,
         // Keep an eighth of the share off the ring for packets the handler writes itself.
         ring_target: slots.len() - slots.len() / 8,
         core,
         handler,
-        socket,
         shutdown,
         ring,
         buffers,
@@ -278,7 +289,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, handler: H) -> io::Result<()> {
         tx_batch: send::SendBatch::new(SEND_BATCH, gso),
         blocked: Vec::with_capacity(send_capacity),
         backlog: std::collections::VecDeque::with_capacity(send_capacity),
-        recv_armed: false,
+        armed: 0,
         wake_armed: false,
         busy: false,
         batch_wait_us,
@@ -289,6 +300,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, handler: H) -> io::Result<()> {
         worker.refill_buffer_ring();
         worker.arm()?;
         worker.send_turn()?;
+        worker.close_finished()?;
         worker.core.end_turn();
         match worker.shutdown_step()? {
             Next::Wait => {}
@@ -324,14 +336,21 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// (Re)arms the multishot receive and the wake-up read when they have ended.
+    /// (Re)arms the multishot receives that have ended, of sockets still open, and the wake-up
+    /// read.
     fn arm(&mut self) -> io::Result<()> {
-        if !self.recv_armed && self.phase == Phase::Running && self.buffers.available > 0 {
-            let entry = opcode::RecvMsgMulti::new(self.fd, &raw const *self.rx_header, BUFFER_GROUP)
+        while self.phase == Phase::Running && self.buffers.available > 0 {
+            let Some(index) = self.core.sockets.unarmed.pop() else { break };
+            let socket = &mut self.core.sockets.entries[usize::from(index)];
+            if socket.state != State::Open || socket.recv_armed {
+                continue;
+            }
+            socket.recv_armed = true;
+            let entry = opcode::RecvMsgMulti::new(Fd(socket.fd), &raw const *self.rx_header, BUFFER_GROUP)
                 .build()
-                .user_data(TAG_RECV);
+                .user_data(TAG_RECV | u64::from(index));
+            self.armed += 1;
             self.push(&entry)?;
-            self.recv_armed = true;
         }
         if !self.wake_armed {
             let buffer = (&raw mut *self.wake_buffer).cast();
@@ -351,11 +370,13 @@ impl<H: Handler> Worker<H> {
     /// While earlier packets wait (in io_uring or in the backlog), a turn's new sends queue
     /// behind them instead of overtaking through sendmmsg; and the waiting packets go to
     /// io_uring as one linked chain at a time (IOSQE_IO_LINK), because independent SENDMSGs
-    /// waiting for room complete in no fixed order.
+    /// waiting for room complete in no fixed order. The order is the worker's, over all its
+    /// sockets: while one socket's sends wait for room, the others' queue behind them too
+    /// (a full UDP send buffer is rare and short; per-socket chains would cost a queue each).
     fn send_turn(&mut self) -> io::Result<()> {
         let core = &mut self.core;
         if self.queued.in_flight() == 0 && self.backlog.is_empty() {
-            send::send_pending(core, &mut self.tx_batch, self.fd.0, self.family, &mut self.blocked);
+            send::send_pending(core, &mut self.tx_batch, &mut self.blocked);
         } else {
             self.blocked.append(&mut core.pending);
         }
@@ -364,6 +385,8 @@ impl<H: Handler> Worker<H> {
                 core.counters.drop(DropReason::SendQueueFull);
                 core.release(&transmit);
             } else {
+                // Keeps the socket's descriptor open until this send has left.
+                core.sockets.entries[usize::from(transmit.socket)].sends_waiting += 1;
                 self.backlog.push_back(transmit);
             }
         }
@@ -387,7 +410,10 @@ impl<H: Handler> Worker<H> {
             let transmit = self.backlog.pop_front().expect("length <= backlog");
             let index = self.queued.free.pop().expect("length <= free ops");
             let op = &mut self.queued.ops[index as usize];
-            let Some(addr_len) = socket::encode(transmit.dest, self.family, &mut op.addr) else {
+            let socket = &mut core.sockets.entries[usize::from(transmit.socket)];
+            let (fd, family) = (Fd(socket.fd), socket.family);
+            let Some(addr_len) = socket::encode(transmit.dest, family, &mut op.addr) else {
+                socket.sends_waiting -= 1;
                 self.queued.free.push(index);
                 core.counters.drop(DropReason::SendFailed);
                 core.release(&transmit);
@@ -399,13 +425,42 @@ impl<H: Handler> Worker<H> {
             op.iov = libc::iovec { iov_base: base.cast(), iov_len: usize::from(transmit.len) };
             socket::point_header(&mut op.header, &raw mut op.addr, addr_len, &raw mut op.iov);
             op.transmit = Some(transmit);
-            let mut entry = opcode::SendMsg::new(self.fd, &raw const op.header)
-                .build()
-                .user_data(TAG_SEND | u64::from(index));
+            let mut entry =
+                opcode::SendMsg::new(fd, &raw const op.header).build().user_data(TAG_SEND | u64::from(index));
             if n + 1 < length {
                 entry = entry.flags(squeue::Flags::IO_LINK);
             }
             push_sqe(&mut self.ring, &entry, &mut core.counters.syscalls)?;
+        }
+        Ok(())
+    }
+
+    /// Cancels the multishot receive of socket `index`, once.
+    fn cancel_recv(&mut self, index: u16) -> io::Result<()> {
+        let socket = &mut self.core.sockets.entries[usize::from(index)];
+        if !socket.recv_armed || socket.cancel_queued {
+            return Ok(());
+        }
+        socket.cancel_queued = true;
+        let entry = opcode::AsyncCancel::new(TAG_RECV | u64::from(index)).build().user_data(TAG_CANCEL);
+        self.push(&entry)
+    }
+
+    /// Moves sockets the handler closed towards closing: cancels their receive, and closes the
+    /// descriptor (freeing the index) once the receive's last completion has arrived and no
+    /// send from it waits. Runs after `send_turn`, so no transmit of this turn names them.
+    fn close_finished(&mut self) -> io::Result<()> {
+        let mut i = 0;
+        while i < self.core.sockets.closing.len() {
+            let index = self.core.sockets.closing[i];
+            self.cancel_recv(index)?;
+            let socket = &self.core.sockets.entries[usize::from(index)];
+            if socket.recv_armed || socket.sends_waiting > 0 {
+                i += 1;
+                continue;
+            }
+            self.core.sockets.closing.swap_remove(i);
+            self.core.finish_close(index);
         }
         Ok(())
     }
@@ -418,14 +473,15 @@ impl<H: Handler> Worker<H> {
             }
             let deadline = Instant::now() + self.shutdown.drain_timeout;
             self.phase = Phase::Draining { deadline, producing_done: false };
-            if self.recv_armed {
-                self.push(&opcode::AsyncCancel::new(TAG_RECV).build().user_data(TAG_CANCEL))?;
+            // Control path, once: every socket's receive ends.
+            for index in 0..self.core.sockets.entries.len() {
+                self.cancel_recv(index as u16)?;
             }
             return Ok(Next::Turn);
         };
-        // Receiving has stopped once the cancelled multishot reports its end; our sends of this
-        // turn are queued, so we hand nothing more to other workers.
-        if !*producing_done && !self.recv_armed {
+        // Receiving has stopped once every cancelled multishot reports its end; our sends of
+        // this turn are queued, so we hand nothing more to other workers.
+        if !*producing_done && self.armed == 0 {
             self.shutdown.done_producing(self.core.id);
             *producing_done = true;
         }
@@ -508,23 +564,33 @@ impl<H: Handler> Worker<H> {
             let data = cqe.user_data();
             match data & TAG_MASK {
                 TAG_RECV => {
+                    let index = (data & INDEX_MASK) as u16;
                     if !cqueue::more(cqe.flags()) {
-                        self.recv_armed = false;
+                        // The receive ended: ENOBUFS, cancelled, or an error. The last
+                        // completion of a closing socket's receive lets it close.
+                        let socket = &mut self.core.sockets.entries[usize::from(index)];
+                        socket.recv_armed = false;
+                        socket.cancel_queued = false;
+                        self.armed -= 1;
+                        if socket.state == State::Open {
+                            self.core.sockets.unarmed.push(index);
+                        }
                     }
                     if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
                         self.busy = true;
                         self.buffers.available -= 1;
                         let slot = SlotId(self.first_slot + u32::from(bid));
-                        receive(&mut self.core, &mut self.handler, now, slot, &self.rx_header);
+                        receive(&mut self.core, &mut self.handler, now, index, slot, &self.rx_header);
                     } else if cqe.result() == -libc::ENOBUFS {
                         self.core.counters.rx_stalls += 1;
                     }
                 }
                 TAG_SEND => {
-                    let index = (data & !TAG_MASK) as u32;
+                    let index = (data & INDEX_MASK) as u32;
                     let op = &mut self.queued.ops[index as usize];
                     let transmit = op.transmit.take().expect("a send completion belongs to a queued send");
                     self.queued.free.push(index);
+                    self.core.sockets.entries[usize::from(transmit.socket)].sends_waiting -= 1;
                     if cqe.result() >= 0 {
                         self.core.counters.tx_packets += 1;
                         self.core.counters.tx_bytes += u64::from(transmit.len);
@@ -546,7 +612,7 @@ impl<H: Handler> Worker<H> {
     /// Takes what other workers handed over, samples kernel drops, runs due timers.
     fn after_completions(&mut self, now: Instant) {
         self.core.drain_inbound();
-        self.core.sample_kernel_drops(&self.socket, now);
+        self.core.sample_kernel_drops(now);
         if self.phase == Phase::Running
             && let Some(deadline) = self.handler.poll_timeout()
             && deadline <= now
@@ -560,8 +626,16 @@ impl<H: Handler> Worker<H> {
     }
 }
 
-/// Hands one received datagram to the core, or drops it when it was cut short.
-fn receive<H: Handler>(core: &mut Core, handler: &mut H, now: Instant, slot: SlotId, header: &libc::msghdr) {
+/// Hands one datagram received on socket `socket` to the core, or drops it when it was cut
+/// short.
+fn receive<H: Handler>(
+    core: &mut Core,
+    handler: &mut H,
+    now: Instant,
+    socket: u16,
+    slot: SlotId,
+    header: &libc::msghdr,
+) {
     // SAFETY: the kernel filled this slot and gave it to us with the completion; nobody else
     // holds it until we release it.
     let bytes = unsafe { core.pool.slot_mut(slot) };
@@ -575,7 +649,7 @@ fn receive<H: Handler>(core: &mut Core, handler: &mut H, now: Instant, slot: Slo
     let len = payload.len();
     match socket::decode(message.name_data()) {
         Some(from) if !message.is_payload_truncated() => {
-            core.handle_received(handler, now, from, slot, offset, len)
+            core.handle_received(handler, now, Received { socket, from, slot, offset, len })
         }
         _ => {
             core.counters.drop(DropReason::Truncated);
