@@ -28,6 +28,10 @@ use crate::serve::{Kind, ServeOptions};
 
 /// Sending goes on this long after the window, so the window never sees the senders stop.
 const TAIL: Duration = Duration::from_millis(300);
+/// loadgen's media threads yield to the bridge (see [`RunOptions::nice`]).
+const LOADGEN_NICE: i32 = 19;
+/// Video leaves through a pacer at this multiple of its rate, as libwebrtc sends it.
+pub const PACING: f64 = 2.5;
 /// Receiving goes on this long after sending stops: what is still in flight arrives.
 const DRAIN: Duration = Duration::from_millis(400);
 /// How often the window's edges are checked for.
@@ -182,7 +186,8 @@ pub fn measure(meeting: &Meeting, count_syscalls: bool) -> io::Result<MeetingSam
         conferences: meeting.conferences,
         duration: meeting.warmup + meeting.window + TAIL,
         drain: DRAIN,
-        video: VideoPattern::new(meeting.video_pps, 30, 2, 5),
+        warmup: meeting.warmup,
+        video: VideoPattern::new(meeting.video_pps, 30, 2, 5).paced(PACING),
         audio_level_id: 1,
         threads: meeting.threads,
         target: Target::ControlApi {
@@ -197,7 +202,7 @@ pub fn measure(meeting: &Meeting, count_syscalls: bool) -> io::Result<MeetingSam
     let mut counter = None;
     let mut edges: (Option<Edge>, Option<Edge>) = (None, None);
     let mut failure = None;
-    let run_options = RunOptions { receive: meeting.receive, progress_every: POLL };
+    let run_options = RunOptions { receive: meeting.receive, progress_every: POLL, nice: LOADGEN_NICE };
     let report = loadgen::run_with(&config, &run_options, |progress| {
         if failure.is_some() {
             return;

@@ -57,6 +57,12 @@ fn set_buffers(fd: RawFd, buffer: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Asks the kernel to stamp every datagram `fd` receives with the time it arrived
+/// (SO_TIMESTAMPNS, CLOCK_REALTIME, nanoseconds), read back by [`RecvBatch::arrival_ns`].
+pub fn timestamp_arrivals(fd: RawFd) -> io::Result<()> {
+    setsockopt(fd, libc::SO_TIMESTAMPNS, 1)
+}
+
 fn setsockopt(fd: RawFd, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: `value` is a live c_int and its size is passed with it.
     let rc = unsafe {
@@ -101,8 +107,12 @@ pub fn zeroed_header() -> libc::mmsghdr {
     unsafe { std::mem::zeroed() }
 }
 
-/// A preallocated `recvmmsg` batch: datagram buffers, their iovecs, source addresses and the
-/// headers pointing at them. The pointers go into boxed slices, which keep their heap address
+/// Control data room per datagram: one `SCM_TIMESTAMPNS` message (a 16-byte header and a
+/// 16-byte timespec) with room to spare, in u64 words for the alignment cmsghdr needs.
+const CONTROL_WORDS: usize = 8;
+
+/// A preallocated `recvmmsg` batch: datagram buffers, their iovecs, source addresses, control
+/// buffers (for arrival timestamps) and the headers pointing at them. The pointers go into boxed slices, which keep their heap address
 /// when the batch moves, so they are set once in [`RecvBatch::new`].
 pub struct RecvBatch {
     headers: Box<[libc::mmsghdr]>,
@@ -110,6 +120,9 @@ pub struct RecvBatch {
     #[allow(dead_code)]
     iovecs: Box<[libc::iovec]>,
     names: Box<[libc::sockaddr_in]>,
+    /// Read through the headers' pointers too (by the kernel and by `arrival_ns`).
+    #[allow(dead_code)]
+    controls: Box<[[u64; CONTROL_WORDS]]>,
     buffers: Box<[[u8; BUFFER_LEN]]>,
     /// Datagrams the last `recv` returned.
     received: usize,
@@ -135,18 +148,21 @@ impl RecvBatch {
         let unspecified = sockaddr_v4(SocketAddr::from(([0, 0, 0, 0], 0)));
         let unspecified = unspecified.expect("an IPv4 literal converts to sockaddr_in");
         let mut names = vec![unspecified; size].into_boxed_slice();
+        let mut controls = vec![[0u64; CONTROL_WORDS]; size].into_boxed_slice();
         let headers = iovecs
             .iter_mut()
             .zip(names.iter_mut())
-            .map(|(iov, name)| {
+            .zip(controls.iter_mut())
+            .map(|((iov, name), control)| {
                 let mut header = zeroed_header();
                 header.msg_hdr.msg_iov = iov;
                 header.msg_hdr.msg_iovlen = 1;
                 header.msg_hdr.msg_name = (name as *mut libc::sockaddr_in).cast();
+                header.msg_hdr.msg_control = control.as_mut_ptr().cast();
                 header
             })
             .collect();
-        Self { headers, iovecs, names, buffers, received: 0 }
+        Self { headers, iovecs, names, controls, buffers, received: 0 }
     }
 
     /// One `recvmmsg` into the whole batch with `flags`; returns how many datagrams came.
@@ -155,6 +171,8 @@ impl RecvBatch {
         for header in self.headers.iter_mut() {
             // The kernel overwrites the name length with the address it wrote: reset it.
             header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            // ... and the control length with what it wrote.
+            header.msg_hdr.msg_controllen = size_of::<[u64; CONTROL_WORDS]>() as _;
             header.msg_hdr.msg_flags = 0;
         }
         // SAFETY: every header points at its own live iovec (over a BUFFER_LEN buffer) and
@@ -194,6 +212,27 @@ impl RecvBatch {
         let complete = header.msg_namelen as usize >= size_of::<libc::sockaddr_in>();
         (complete && i32::from(self.names[i].sin_family) == libc::AF_INET)
             .then(|| from_sockaddr_v4(&self.names[i]))
+    }
+
+    /// When datagram `i` of the last `recv` arrived at the socket, in CLOCK_REALTIME
+    /// nanoseconds, if the socket stamps arrivals ([`timestamp_arrivals`]).
+    pub fn arrival_ns(&self, i: usize) -> Option<u64> {
+        assert!(i < self.received, "datagram {i} was not received");
+        let header = &self.headers[i].msg_hdr;
+        // SAFETY: `header` is the kernel's answer for datagram `i`: its control pointer is
+        // this batch's own buffer `controls[i]` and its length what the kernel wrote there,
+        // so the CMSG macros walk only bytes inside that buffer.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(header);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let stamp = libc::CMSG_DATA(cmsg).cast::<libc::timespec>().read_unaligned();
+                    return Some(stamp.tv_sec as u64 * 1_000_000_000 + stamp.tv_nsec as u64);
+                }
+                cmsg = libc::CMSG_NXTHDR(header, cmsg);
+            }
+        }
+        None
     }
 
     /// Whether datagram `i` was longer than its buffer.
@@ -238,4 +277,42 @@ pub unsafe fn send_all(fd: RawFd, headers: &mut [libc::mmsghdr]) -> SendOutcome 
         }
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn realtime_ns() -> u64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        now.as_nanos() as u64
+    }
+
+    #[test]
+    fn arrivals_carry_the_kernels_stamp_when_asked_for() {
+        let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (stamped, plain) = (udp_socket(localhost, 0).unwrap(), udp_socket(localhost, 0).unwrap());
+        timestamp_arrivals(stamped.as_raw_fd()).unwrap();
+        let sender = udp_socket(localhost, 0).unwrap();
+        // The kernel turns arrival stamping on from a work queue: the first socket to ask for
+        // it waits a moment before datagrams are stamped on arrival rather than when read.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let before = realtime_ns();
+        sender.send_to(b"one", stamped.local_addr().unwrap()).unwrap();
+        sender.send_to(b"two", stamped.local_addr().unwrap()).unwrap();
+        sender.send_to(b"three", plain.local_addr().unwrap()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let read = realtime_ns();
+
+        let mut batch = RecvBatch::new(4);
+        assert_eq!(batch.recv(stamped.as_raw_fd(), libc::MSG_DONTWAIT).unwrap(), 2);
+        for i in 0..2 {
+            let at = batch.arrival_ns(i).expect("a stamped socket's datagram has its arrival time");
+            // Stamped on arrival, not when read 20 ms later.
+            assert!(before <= at && at + 10_000_000 < read, "arrival {at} not in [{before}, {read} - 10 ms)");
+        }
+        assert_eq!(batch.recv(plain.as_raw_fd(), libc::MSG_DONTWAIT).unwrap(), 1);
+        assert_eq!(batch.payload(0), b"three");
+        assert_eq!(batch.arrival_ns(0), None);
+    }
 }

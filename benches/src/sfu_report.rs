@@ -3,9 +3,8 @@
 //!
 //! Every case is the whole bridge ([`crate::meeting`]) under loadgen with real ICE, DTLS and
 //! SRTP, the participants napping between receives ([`Receive::Nap`]) so that the bridge's
-//! CPU per packet is not inflated by waking them; the latency at half load is measured with
-//! receivers that wake on every packet ([`Receive::Wake`]) instead, since a nap would be
-//! part of it.
+//! CPU per packet is not inflated by waking them. Latency ends at the kernel's arrival stamp
+//! on the receiver's socket, so the nap is no part of it.
 
 use std::io;
 use std::time::Duration;
@@ -167,7 +166,7 @@ pub struct Search {
     pub max_pps_lossless: u64,
     /// Every step: offered packets/s, loss.
     pub steps: Vec<(u64, f64)>,
-    /// The run at half of `max_pps_lossless`, receivers waking on every packet.
+    /// The run at half of `max_pps_lossless`.
     pub half_load: Option<MeetingSample>,
 }
 
@@ -210,7 +209,7 @@ pub fn max_pps_lossless(settings: &SfuSettings, steps: usize, window: Duration) 
     search.max_pps_lossless = good.unwrap_or(0);
     if let Some(good) = good {
         let half = (good / 2).max(floor);
-        let run = at(half, Receive::Wake, settings.window);
+        let run = at(half, Receive::Nap, settings.window);
         search.half_load = Some(meeting::measure(&run, false)?);
     }
     Ok(search)

@@ -49,10 +49,12 @@
 //! per participant; the conference count follows); and `meeting`, conferences of 10 with
 //! everyone sending audio and video (fan-out 9, GCM) at 4/9 of `--rate`, so it forwards as
 //! many copies as fan-out 4. Then, for the meeting: the highest offered rate with loss under
-//! 0.1% (doubling, then bisecting; short runs), a run at half that rate with receivers waking
-//! on every packet for its p99 latency, and a long run for the growth of the bridge's resident
-//! memory after warm-up (`--soak`: 5 minutes). `--svg PATH` writes a bar chart of CPU per
-//! forwarded packet of every configuration.
+//! 0.1% (doubling, then bisecting; short runs), a run at half that rate for its p99 latency,
+//! and a long run for the growth of the bridge's resident memory after warm-up (`--soak`: 5
+//! minutes). `--svg PATH` writes a bar chart of CPU per forwarded packet of every
+//! configuration. Latency is from the sender's stamp to the kernel's arrival stamp at the
+//! receiver, warm-up excluded; video leaves through a pacer at 2.5 times its rate, as
+//! browsers send it, and participants' keyframes fall at different times.
 //!
 //! Output: a table, then one JSON object as the last line of stdout. In it `kernel_*` is the
 //! same-topology baseline and `kernel_1thread_*` the single-threaded one; `gcm_*` and `cm_*`
@@ -817,7 +819,7 @@ fn print_sfu_table(summaries: &[Summary], extras: &SfuExtras) {
     if let Some(half) = &search.half_load {
         let latency = half.report.total.latency;
         println!(
-            "meeting at half that rate, receivers waking on every packet: loss {:.3}%, latency p50/p99/p99.9 \
+            "meeting at half that rate: loss {:.3}%, latency p50/p99/p99.9 \
              {}/{}/{} µs",
             half.loss() * 100.0,
             us(latency.p50_us),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use benches::loadgen::connect::ProfileChoice;
 use benches::loadgen::schedule::VideoPattern;
-use benches::loadgen::{self, Config, Progress, Target};
+use benches::loadgen::{self, Config, Progress, Receive, RunOptions, Target};
 use bridge::media::srtp::Profile;
 
 #[global_allocator]
@@ -67,12 +67,23 @@ Load:
   -c, --conferences N        conferences (default 2)
   -d, --duration SECS        sending time (default 10)
   --drain-ms N               receiving time after sending stops (default 500)
+  --warmup SECS              the first part of --duration, whose packets count for loss
+                             but not for latency (default 1; 0 = measure everything)
   --video-pps N              average video packets/s per participant (default 200)
   --fps N                    video frames/s (default 30)
   --keyframe-interval SECS   0 = no larger keyframes (default 2)
   --keyframe-weight N        a keyframe's size in delta frames (default 5)
+  --pacing F                 video leaves through a pacer at F times its average rate, as
+                             browsers send it (libwebrtc's factor, default 2.5); 0 = every
+                             frame in one burst
   --audio-level-id N         header extension id of the audio level (default 1)
   --threads N                media threads (default 1)
+  --nap                      receivers sleep on the 1 ms tick only and then drain their
+                             sockets, instead of sleeping on them: fewer wake-ups, which on
+                             loopback the bridge pays for; latency is the same (it ends at
+                             the kernel's arrival stamp)
+  --nice N                   the media threads' nice value: 19 on the bridge's own host
+                             keeps them from delaying it (default 0, unchanged)
 
 Output:
   --json FILE                write the result as JSON
@@ -85,6 +96,8 @@ struct Cli {
     json: Option<String>,
     quiet: bool,
     print_relay: Option<u32>,
+    receive: Receive,
+    nice: i32,
 }
 
 fn parse(args: &[String]) -> Result<Option<Cli>, String> {
@@ -92,8 +105,12 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
     let mut conferences = 2usize;
     let mut duration = 10.0f64;
     let mut drain_ms = 500u64;
+    let mut warmup = 1.0f64;
+    let mut receive = Receive::Wake;
+    let mut nice = 0i32;
     let (mut video_pps, mut fps, mut key_interval, mut key_weight) = (200u32, 30u32, 2u32, 5u32);
     let mut audio_level_id = 1u8;
+    let mut pacing = 2.5f64;
     let mut threads = 1usize;
     let (mut api, mut relay, mut media): (Option<SocketAddr>, Option<SocketAddr>, Option<SocketAddr>) =
         (None, None, None);
@@ -117,10 +134,14 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
             "-c" | "--conferences" => conferences = num(flag, value()?)?,
             "-d" | "--duration" => duration = num(flag, value()?)?,
             "--drain-ms" => drain_ms = num(flag, value()?)?,
+            "--warmup" => warmup = num(flag, value()?)?,
+            "--nap" => receive = Receive::Nap,
+            "--nice" => nice = num(flag, value()?)?,
             "--video-pps" => video_pps = num(flag, value()?)?,
             "--fps" => fps = num(flag, value()?)?,
             "--keyframe-interval" => key_interval = num(flag, value()?)?,
             "--keyframe-weight" => key_weight = num(flag, value()?)?,
+            "--pacing" => pacing = num(flag, value()?)?,
             "--audio-level-id" => audio_level_id = num(flag, value()?)?,
             "--threads" => threads = num(flag, value()?)?,
             "--api" => api = Some(num(flag, value()?)?),
@@ -151,6 +172,12 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
     if !duration.is_finite() || duration <= 0.0 || duration > 86_400.0 {
         return Err("--duration: seconds, more than 0".into());
     }
+    if !pacing.is_finite() || !(pacing == 0.0 || (1.0..=100.0).contains(&pacing)) {
+        return Err("--pacing: 0 (no pacer) or a factor from 1 to 100".into());
+    }
+    if !warmup.is_finite() || !(0.0..duration).contains(&warmup) {
+        return Err("--warmup: seconds, at least 0 and less than --duration".into());
+    }
     let target = match (api, relay, signaling, print_relay) {
         (_, _, _, true) => Target::Relay { relay: SocketAddr::from(([127, 0, 0, 1], 0)), base_port },
         (None, None, Some(url), false) => {
@@ -171,12 +198,13 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
         conferences,
         duration: Duration::from_secs_f64(duration),
         drain: Duration::from_millis(drain_ms),
-        video: VideoPattern::new(video_pps, fps, key_interval, key_weight),
+        warmup: Duration::from_secs_f64(warmup),
+        video: VideoPattern::new(video_pps, fps, key_interval, key_weight).paced(pacing),
         audio_level_id,
         threads,
         target,
     };
-    Ok(Some(Cli { config, json, quiet, print_relay: print_relay.then_some(drop_every) }))
+    Ok(Some(Cli { config, json, quiet, print_relay: print_relay.then_some(drop_every), receive, nice }))
 }
 
 fn show(progress: &Progress, last: &mut Progress) {
@@ -212,7 +240,8 @@ fn main() {
     }
     let mut last = Progress::default();
     let quiet = cli.quiet;
-    let report = match loadgen::run(&cli.config, |p| {
+    let options = RunOptions { receive: cli.receive, nice: cli.nice, ..RunOptions::default() };
+    let report = match loadgen::run_with(&cli.config, &options, |p| {
         if !quiet {
             show(p, &mut last)
         }

@@ -117,6 +117,27 @@ impl Histogram {
     }
 }
 
+/// One-way latencies by stream kind ([`crate::loadgen::wire::StreamKind::index`]) of the
+/// packets sent from `from_ns` on: the warm-up's first packets, which meet streams the bridge
+/// has not seen yet and a loadgen still settling, are left out.
+#[derive(Clone, Debug, Default)]
+pub struct Latencies {
+    pub from_ns: u64,
+    pub by_kind: [Histogram; 2],
+}
+
+impl Latencies {
+    pub fn new(from_ns: u64) -> Self {
+        Self { from_ns, by_kind: Default::default() }
+    }
+
+    pub fn record(&mut self, kind: usize, sent_ns: u64, one_way_ns: u64) {
+        if sent_ns >= self.from_ns {
+            self.by_kind[kind].record(one_way_ns);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

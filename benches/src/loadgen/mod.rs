@@ -24,8 +24,13 @@
 //!
 //! [`Receive::Nap`] changes one thing: the workers sleep on the tick alone and drain the
 //! sockets that have something after each tick. That is how `bench-report` measures the
-//! bridge's CPU per packet (see [`Receive`]); latencies then include up to one nap of the
-//! receiver's own delay.
+//! bridge's CPU per packet (see [`Receive`]).
+//!
+//! Latency is from the sender's stamp (taken as its tick queues the packet, before SRTP and
+//! `sendmmsg`) to the kernel's arrival stamp on the receiver's socket (SO_TIMESTAMPNS): the
+//! sender's own queueing, both kernels' UDP paths and the bridge are in it; the time the
+//! datagram then waits for its receiver to read it (a nap, a turn waiting for a core) is not,
+//! since a real receiver's scheduling is no part of the bridge's latency.
 //!
 //! Loss counts, per stream, the packets the sender numbered (all of them sent before the
 //! end of sending) that never arrived by the end of the drain.
@@ -50,6 +55,7 @@ pub mod wire;
 pub mod worker;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -62,7 +68,7 @@ use self::join::{ControlApi, Join, Offer};
 use self::layout::Layout;
 use self::participant::{Participant, Plan};
 use self::report::{Collected, Report};
-use self::schedule::{AUDIO_INTERVAL_NS, VideoPattern};
+use self::schedule::{Phases, VideoPattern};
 use self::signaling::Signaling;
 use self::worker::{Live, Worker};
 use crate::mmsg;
@@ -108,6 +114,8 @@ pub struct Config {
     pub duration: Duration,
     /// How long they keep receiving afterwards.
     pub drain: Duration,
+    /// The first part of `duration` whose packets count for loss but not for latency.
+    pub warmup: Duration,
     pub video: VideoPattern,
     pub audio_level_id: u8,
     /// Media threads.
@@ -136,11 +144,13 @@ impl Config {
             "conferences": self.conferences,
             "duration_s": self.duration.as_secs_f64(),
             "drain_s": self.drain.as_secs_f64(),
+            "latency_warmup_s": self.warmup.as_secs_f64(),
             "audio_pps": schedule::AUDIO_PPS,
             "video_pps": self.video.pps,
             "fps": self.video.fps,
             "gop_frames": self.video.gop_frames,
             "keyframe_weight": self.video.keyframe_weight,
+            "pace_pps": self.video.pace_pps,
             "threads": self.threads,
             "target": target,
         })
@@ -158,7 +168,8 @@ pub enum Receive {
     /// poll that never sleeps). A receiver asleep on its socket must be woken by each
     /// delivery that finds it asleep, and on loopback the wake-up runs inside the bridge's
     /// send and is charged to the bridge, which a bridge sending to a NIC never pays
-    /// (`bench-report`'s sinks nap for the same reason). Latencies grow by up to one tick.
+    /// (`bench-report`'s sinks nap for the same reason). Latencies are the same: they end
+    /// at the kernel's arrival stamp, not at the read.
     Nap,
 }
 
@@ -168,11 +179,16 @@ pub struct RunOptions {
     pub receive: Receive,
     /// How often the progress callback is called while media runs.
     pub progress_every: Duration,
+    /// The media threads' nice value (0: unchanged). Sharing a host with the bridge, loadgen
+    /// at 19 yields its cores to the bridge at once, so that the bridge's packets never wait
+    /// for the load generator to finish its turn, which is the measurement's artefact, not
+    /// the bridge's latency.
+    pub nice: i32,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { receive: Receive::Wake, progress_every: Duration::from_secs(1) }
+        Self { receive: Receive::Wake, progress_every: Duration::from_secs(1), nice: 0 }
     }
 }
 
@@ -234,15 +250,26 @@ pub fn run_with(
     }
     let start_ns = clock::now_ns() + START_DELAY.as_nanos() as u64;
     let send_end_ns = start_ns + config.duration.as_nanos() as u64;
-    let plan = Plan { start_ns, send_end_ns, stop_ns: send_end_ns + config.drain.as_nanos() as u64 };
+    let plan = Plan {
+        start_ns,
+        send_end_ns,
+        measure_from_ns: start_ns + config.warmup.min(config.duration).as_nanos() as u64,
+        stop_ns: send_end_ns + config.drain.as_nanos() as u64,
+    };
     let mut threads = Vec::new();
     let mut lives = Vec::new();
     for (w, share) in shares.into_iter().enumerate().filter(|(_, s)| !s.is_empty()) {
         let live = Arc::new(Live::default());
+        let nice = options.nice;
         let worker = Worker::new(share, layout.clone(), config.video, plan, live.clone(), options.receive);
         let thread = std::thread::Builder::new()
             .name(format!("loadgen-{w}"))
-            .spawn(move || worker.run())
+            .spawn(move || {
+                if nice != 0 {
+                    renice_this_thread(nice);
+                }
+                worker.run()
+            })
             .map_err(|e| format!("worker thread: {e}"))?;
         threads.push(thread);
         lives.push(live);
@@ -299,9 +326,7 @@ type Joined = (Vec<Participant>, Option<Box<dyn Join>>);
 /// Creates and connects every participant.
 fn setup(config: &Config, layout: &Layout) -> Result<Joined, String> {
     let count = config.participants;
-    let frame_ns = 1_000_000_000 / u64::from(config.video.fps.max(1));
-    let phases =
-        |i: usize| (schedule::phase_ns(i, count, AUDIO_INTERVAL_NS), schedule::phase_ns(i, count, frame_ns));
+    let phases = |i: usize| Phases::of(i, count, &config.video);
     let mut participants = Vec::with_capacity(count);
     match &config.target {
         Target::Relay { relay, base_port } => {
@@ -312,6 +337,7 @@ fn setup(config: &Config, layout: &Layout) -> Result<Joined, String> {
                     mmsg::udp_socket(local, SOCKET_BUFFER).map_err(|e| format!("bind {local}: {e}"))?;
                 socket.connect(relay).map_err(|e| format!("connect {relay}: {e}"))?;
                 socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+                mmsg::timestamp_arrivals(socket.as_raw_fd()).map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
                 let participant =
                     Participant::new(i as u32, layout, socket, None, None, config.audio_level_id, phases(i));
                 participants.push(participant);
@@ -336,7 +362,7 @@ fn connect_all(
     mut join: Box<dyn Join>,
     profiles: ProfileChoice,
     handshake_timeout: Duration,
-    phases: impl Fn(usize) -> (u64, u64),
+    phases: impl Fn(usize) -> Phases,
 ) -> Result<Joined, String> {
     let count = config.participants;
     let mut participants = Vec::with_capacity(count);
@@ -384,5 +410,16 @@ fn connect_participant(
     let streams = 2 * layout.members(conference).len() + 16;
     let secured = connect::connect(&socket, &mut checks, &identity, profiles, streams, timeout)?;
     socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    mmsg::timestamp_arrivals(socket.as_raw_fd()).map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
     Ok((socket, secured, checks))
+}
+
+/// Sets the calling thread's nice value (Linux: `setpriority` on a thread id is per thread).
+/// Failing (lowering it without the privilege) leaves it as it was, with a note.
+fn renice_this_thread(nice: i32) {
+    // SAFETY: gettid has no preconditions; setpriority takes plain integers.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
+    if rc != 0 {
+        eprintln!("loadgen: nice {nice}: {}", std::io::Error::last_os_error());
+    }
 }

@@ -8,10 +8,10 @@ use bridge::media::srtp::{Context, SrtpError};
 
 use super::batch::{SendBatch, Sent};
 use super::connect::Secured;
-use super::histogram::Histogram;
+use super::histogram::Latencies;
 use super::ice::{CONSENT_INTERVAL_NS, Checks};
 use super::layout::Layout;
-use super::schedule::{AUDIO_INTERVAL_NS, MAX_LAG_NS, VideoPattern};
+use super::schedule::{AUDIO_INTERVAL_NS, MAX_LAG_NS, Phases, VideoPattern};
 use super::stats::{Arrival, StreamStats};
 use super::wire::{self, RtpFields, Stamp, StreamKind};
 
@@ -21,6 +21,8 @@ pub struct Plan {
     pub start_ns: u64,
     /// Nothing is sent from here on.
     pub send_end_ns: u64,
+    /// Latency is measured for packets sent from here on (`start_ns` plus the warm-up).
+    pub measure_from_ns: u64,
     /// Receiving stops here: `send_end_ns` plus the drain.
     pub stop_ns: u64,
 }
@@ -64,9 +66,10 @@ pub struct Participant {
     next_consent_ns: u64,
     audio_level_id: u8,
     audio_level: u8,
-    /// Offsets into the audio and frame periods, so participants do not send in lockstep.
-    audio_phase_ns: u64,
-    video_phase_ns: u64,
+    /// Offsets into the audio and frame periods and the group of pictures, so participants do
+    /// not send in lockstep.
+    phases: Phases,
+    pacer: Pacer,
     outgoing: [Outgoing; 2],
     /// Per member of the conference (by slot), per kind: `[slot * 2 + kind]`.
     incoming: Box<[StreamStats]>,
@@ -82,7 +85,7 @@ impl Participant {
         srtp: Option<Secured>,
         checks: Option<Checks>,
         audio_level_id: u8,
-        phases_ns: (u64, u64),
+        phases: Phases,
     ) -> Self {
         let conference = layout.conference(index as usize);
         let members = layout.members(conference).len();
@@ -97,8 +100,8 @@ impl Participant {
             // Different levels per participant (RFC 6464: -dBov, 0 loudest), so the bridge's
             // dominant-speaker logic has something to decide.
             audio_level: 20 + (index % 50) as u8,
-            audio_phase_ns: phases_ns.0,
-            video_phase_ns: phases_ns.1,
+            phases,
+            pacer: Pacer::default(),
             outgoing: [Outgoing::default(); 2],
             incoming: vec![StreamStats::default(); 2 * members].into_boxed_slice(),
             unexpected: Unexpected::default(),
@@ -151,7 +154,7 @@ impl Participant {
         }
 
         let audio = &mut self.outgoing[StreamKind::Audio.index()];
-        if let Some(since) = elapsed.checked_sub(self.audio_phase_ns) {
+        if let Some(since) = elapsed.checked_sub(self.phases.audio_ns) {
             let due = since / AUDIO_INTERVAL_NS + 1;
             if (due - audio.next) * AUDIO_INTERVAL_NS > MAX_LAG_NS {
                 audio.next = due - 1;
@@ -176,48 +179,56 @@ impl Participant {
         }
 
         let stream = &mut self.outgoing[StreamKind::Video.index()];
-        if let Some(since) = elapsed.checked_sub(self.video_phase_ns) {
-            if since.saturating_sub(video.frame_time_ns(stream.next)) > MAX_LAG_NS {
-                // Skip to the frame due now.
-                while video.frame_time_ns(stream.next + 1) <= since {
-                    stream.next += 1;
-                }
-            }
-            while video.frame_time_ns(stream.next) <= since {
-                let frame = stream.next;
-                let packets = video.packets_in_frame(frame);
-                for i in 0..packets {
-                    let rtp = RtpFields {
-                        ssrc: wire::ssrc(self.index, StreamKind::Video),
-                        sequence: stream.rtp_seq,
-                        timestamp: video.rtp_timestamp(frame),
-                        marker: i + 1 == packets,
-                    };
-                    let stamp = Stamp {
-                        kind: StreamKind::Video,
-                        sender: self.index,
-                        seq: stream.seq,
-                        sent_ns: now_ns,
-                    };
-                    push_rtp(batch, fd, outbound.as_deref_mut(), sent, |buf| {
-                        wire::write_video(buf, rtp, &stamp)
-                    });
-                    stream.seq += 1;
-                    stream.rtp_seq = stream.rtp_seq.wrapping_add(1);
-                }
+        let Some(since) = elapsed.checked_sub(self.phases.video_ns) else {
+            return;
+        };
+        // Encode: every frame due by now joins the pacer's queue.
+        if since.saturating_sub(video.frame_time_ns(stream.next)) > MAX_LAG_NS {
+            // Skip to the frame due now.
+            while video.frame_time_ns(stream.next + 1) <= since {
                 stream.next += 1;
             }
         }
+        while video.frame_time_ns(stream.next) <= since {
+            stream.next += 1;
+        }
+        // Send what the pacer lets go: packets leave in order, stamped as they leave.
+        let pacer = &mut self.pacer;
+        let mut budget = pacer.budget(now_ns, video);
+        pacer.skip_stale(stream.next, video);
+        while budget > 0 && pacer.frame < stream.next {
+            let frame = pacer.frame;
+            let packets = video.packets_in_frame(frame + self.phases.first_frame);
+            if pacer.packet >= packets {
+                pacer.frame += 1;
+                pacer.packet = 0;
+                continue;
+            }
+            let rtp = RtpFields {
+                ssrc: wire::ssrc(self.index, StreamKind::Video),
+                sequence: stream.rtp_seq,
+                timestamp: video.rtp_timestamp(frame),
+                marker: pacer.packet + 1 == packets,
+            };
+            let stamp =
+                Stamp { kind: StreamKind::Video, sender: self.index, seq: stream.seq, sent_ns: now_ns };
+            push_rtp(batch, fd, outbound.as_deref_mut(), sent, |buf| wire::write_video(buf, rtp, &stamp));
+            stream.seq += 1;
+            stream.rtp_seq = stream.rtp_seq.wrapping_add(1);
+            pacer.packet += 1;
+            budget -= 1;
+        }
+        pacer.spend(budget);
     }
 
-    /// Handles one datagram received at `now_ns`. `scratch` is where SRTP decrypts.
+    /// Handles one datagram that arrived at `arrived_ns`. `scratch` is where SRTP decrypts.
     pub fn receive(
         &mut self,
         datagram: &[u8],
-        now_ns: u64,
+        arrived_ns: u64,
         layout: &Layout,
         scratch: &mut [u8],
-        latency: &mut [Histogram; 2],
+        latency: &mut Latencies,
     ) {
         let (Some(&first), Some(&second)) = (datagram.first(), datagram.get(1)) else {
             self.unexpected.other += 1;
@@ -242,18 +253,18 @@ impl Participant {
                     let packet = &mut scratch[..datagram.len()];
                     packet.copy_from_slice(datagram);
                     match srtp.inbound.unprotect_rtp(packet) {
-                        Ok(len) => self.record(&scratch[..len], now_ns, layout, latency),
+                        Ok(len) => self.record(&scratch[..len], arrived_ns, layout, latency),
                         Err(SrtpError::Replayed) => self.record_replay(datagram, layout),
                         Err(_) => self.unexpected.srtp_failed += 1,
                     }
                 }
-                None => self.record(datagram, now_ns, layout, latency),
+                None => self.record(datagram, arrived_ns, layout, latency),
             },
             _ => self.unexpected.other += 1,
         }
     }
 
-    fn record(&mut self, packet: &[u8], now_ns: u64, layout: &Layout, latency: &mut [Histogram; 2]) {
+    fn record(&mut self, packet: &[u8], arrived_ns: u64, layout: &Layout, latency: &mut Latencies) {
         let Ok(stamp) = wire::read(packet) else {
             self.unexpected.malformed += 1;
             return;
@@ -263,10 +274,10 @@ impl Participant {
             self.unexpected.misrouted += 1;
             return;
         }
-        let one_way = now_ns.saturating_sub(stamp.sent_ns);
+        let one_way = arrived_ns.saturating_sub(stamp.sent_ns);
         let stream = &mut self.incoming[layout.slot(sender) * 2 + stamp.kind.index()];
         if stream.record(stamp.seq, one_way) != Arrival::Duplicate {
-            latency[stamp.kind.index()].record(one_way);
+            latency.record(stamp.kind.index(), stamp.sent_ns, one_way);
         }
     }
 
@@ -302,4 +313,119 @@ fn push_rtp(
             None => Some(len),
         }
     });
+}
+
+/// The video pacer: which packet of which encoded frame leaves next, and how many may leave.
+/// Unpaced, everything encoded leaves at once. Paced, a token bucket fills at
+/// [`VideoPattern::pace_pps`] and holds at most [`PACER_BURST_NS`] worth, so the packets of a
+/// big frame trickle out over the following ticks.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pacer {
+    /// The frame being sent (frames before it are out).
+    frame: u64,
+    /// Its next packet.
+    packet: u32,
+    /// Tokens in millionths of a packet, and when they were last topped up.
+    tokens_micro: u64,
+    refilled_ns: u64,
+}
+
+/// The most a paced sender sends at once: 5 ms at its pacing rate.
+const PACER_BURST_NS: u64 = 5_000_000;
+/// Frames waiting longer than this are dropped from the pacer's queue unsent (never numbered,
+/// so never counted lost), as an encoder drops frames its pacer cannot keep up with.
+const PACER_MAX_QUEUE_NS: u64 = 1_000_000_000;
+
+impl Pacer {
+    /// Packets that may leave now.
+    fn budget(&mut self, now_ns: u64, video: &VideoPattern) -> u64 {
+        if video.pace_pps == 0 {
+            return u64::MAX;
+        }
+        let rate = u64::from(video.pace_pps);
+        let elapsed = now_ns.saturating_sub(self.refilled_ns).min(PACER_BURST_NS);
+        self.refilled_ns = now_ns;
+        let cap = (rate * PACER_BURST_NS / 1000).max(1_000_000);
+        self.tokens_micro = (self.tokens_micro + rate * elapsed / 1000).min(cap);
+        self.tokens_micro / 1_000_000
+    }
+
+    /// Gives back the packets of the budget that did not leave.
+    fn spend(&mut self, unused: u64) {
+        if unused != u64::MAX {
+            self.tokens_micro =
+                self.tokens_micro % 1_000_000 + unused.min(self.tokens_micro / 1_000_000) * 1_000_000;
+        }
+    }
+
+    /// Drops frames queued for longer than [`PACER_MAX_QUEUE_NS`] before `encoded` (the first
+    /// frame not yet encoded).
+    fn skip_stale(&mut self, encoded: u64, video: &VideoPattern) {
+        let queued = encoded.saturating_sub(self.frame);
+        let max_frames = (PACER_MAX_QUEUE_NS * u64::from(video.fps) / 1_000_000_000).max(1);
+        if queued > max_frames {
+            self.frame = encoded - max_frames;
+            self.packet = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the pacer tick by tick (1 ms) over `frames` frames encoded at once at time 0;
+    /// returns when each packet left, in ms.
+    fn departures(video: &VideoPattern, frames: u64, ticks: u64) -> Vec<u64> {
+        let mut pacer = Pacer::default();
+        let mut out = Vec::new();
+        for tick in 0..ticks {
+            // Ticks start a second in, as the workers' clock does: a full bucket at first.
+            let mut budget = pacer.budget(1_000_000_000 + tick * 1_000_000, video);
+            pacer.skip_stale(frames, video);
+            while budget > 0 && pacer.frame < frames {
+                if pacer.packet >= video.packets_in_frame(pacer.frame) {
+                    pacer.frame += 1;
+                    pacer.packet = 0;
+                    continue;
+                }
+                out.push(tick);
+                pacer.packet += 1;
+                budget -= 1;
+            }
+            pacer.spend(budget);
+        }
+        out
+    }
+
+    #[test]
+    fn a_paced_keyframe_leaves_over_tens_of_milliseconds_at_the_pacing_rate() {
+        let video = VideoPattern::new(575, 30, 2, 5).paced(2.5);
+        assert_eq!(video.pace_pps, 1438);
+        let keyframe = video.packets_in_frame(0) as usize;
+        let left = departures(&video, 1, 200);
+        assert_eq!(left.len(), keyframe, "every packet leaves");
+        // The first 5 ms of budget go at once, then 1.438 packets per ms.
+        let spread_ms = left[keyframe - 1] - left[0];
+        let expected = ((keyframe as f64 - 7.19) / 1.438) as u64;
+        assert!(spread_ms.abs_diff(expected) <= 2, "{keyframe} packets over {spread_ms} ms, not {expected}");
+    }
+
+    #[test]
+    fn unpaced_frames_leave_in_one_burst() {
+        let video = VideoPattern::new(575, 30, 2, 5);
+        let left = departures(&video, 3, 5);
+        assert_eq!(left.len() as u32, (0..3).map(|f| video.packets_in_frame(f)).sum::<u32>());
+        assert!(left.iter().all(|&t| t == 0));
+    }
+
+    #[test]
+    fn a_pacer_that_falls_a_second_behind_drops_the_oldest_frames() {
+        let video = VideoPattern::new(300, 30, 0, 1).paced(1.0);
+        let mut pacer = Pacer::default();
+        pacer.skip_stale(100, &video);
+        assert_eq!((pacer.frame, pacer.packet), (70, 0));
+        pacer.skip_stale(100, &video);
+        assert_eq!(pacer.frame, 70, "a queue within bounds is left alone");
+    }
 }

@@ -4,6 +4,11 @@
 //! reproducible and the average video rate is exactly what was asked for: a group of pictures
 //! (keyframe interval) carries `video_pps x gop seconds` packets, the keyframe `keyframe_weight`
 //! times as many as each delta frame, spread by integer rounding of the cumulative count.
+//!
+//! A frame is encoded at its frame time; when its packets leave is the pacer's choice
+//! ([`VideoPattern::pace_pps`]). Browsers pace: libwebrtc's pacer sends video at a multiple
+//! of the target rate (2.5 by default), so a keyframe leaves over tens of milliseconds rather
+//! than in one burst. Unpaced, every frame leaves in one burst.
 
 /// Audio packets per second: 20 ms Opus frames.
 pub const AUDIO_PPS: u64 = 50;
@@ -22,6 +27,8 @@ pub struct VideoPattern {
     pub gop_frames: u32,
     /// A keyframe's size in delta frames; 1 = no keyframes stand out.
     pub keyframe_weight: u32,
+    /// The pacer's rate in packets per second; 0 = no pacer, frames leave in one burst.
+    pub pace_pps: u32,
 }
 
 impl VideoPattern {
@@ -32,7 +39,14 @@ impl VideoPattern {
             0 => (fps, 1),
             s => (fps * s, keyframe_weight.max(1)),
         };
-        Self { pps, fps, gop_frames, keyframe_weight }
+        Self { pps, fps, gop_frames, keyframe_weight, pace_pps: 0 }
+    }
+
+    /// The same pattern sent through a pacer at `factor` times the average rate (at least one
+    /// packet per second); 0 = unpaced.
+    pub fn paced(self, factor: f64) -> Self {
+        let pace_pps = if factor > 0.0 { (f64::from(self.pps) * factor).ceil().max(1.0) as u32 } else { 0 };
+        Self { pace_pps, ..self }
     }
 
     /// Send time of frame `frame`, relative to the stream's start.
@@ -71,6 +85,29 @@ pub fn phase_ns(i: usize, count: usize, period_ns: u64) -> u64 {
     period_ns * i as u64 / count.max(1) as u64
 }
 
+/// Where participant `i` of `count` starts: its audio and frame phases, and how far into its
+/// group of pictures. Without the last, every participant's keyframe would fall in the same
+/// frame interval, a burst of `count` keyframes times the fan-out that no meeting of people
+/// who joined at different times ever sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Phases {
+    pub audio_ns: u64,
+    pub video_ns: u64,
+    pub first_frame: u64,
+}
+
+impl Phases {
+    pub fn of(i: usize, count: usize, video: &VideoPattern) -> Self {
+        let frame_ns = 1_000_000_000 / u64::from(video.fps.max(1));
+        let group = video.gop_frames as usize;
+        Self {
+            audio_ns: phase_ns(i, count, AUDIO_INTERVAL_NS),
+            video_ns: phase_ns(i, count, frame_ns),
+            first_frame: (group * i / count.max(1)) as u64,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +125,15 @@ mod tests {
         assert!((4 * hi..=6 * hi).contains(&key), "keyframe {key}, deltas {lo}..{hi}");
         assert_eq!(video.max_packets_in_frame(), key);
         assert_eq!(video.packets_in_frame(60), key, "the next group starts with a keyframe");
+    }
+
+    #[test]
+    fn keyframes_of_different_participants_fall_in_different_frames() {
+        let video = VideoPattern::new(300, 30, 2, 5);
+        let firsts: Vec<u64> = (0..10).map(|i| Phases::of(i, 10, &video).first_frame).collect();
+        assert_eq!(firsts, [0, 6, 12, 18, 24, 30, 36, 42, 48, 54]);
+        assert_eq!(Phases::of(3, 10, &video).video_ns, 33_333_333 * 3 / 10);
+        assert_eq!(Phases::of(3, 10, &video).audio_ns, 6_000_000);
     }
 
     #[test]

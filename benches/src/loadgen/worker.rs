@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::Receive;
 use super::batch::{self, SendBatch, Sent};
-use super::clock;
-use super::histogram::Histogram;
+use super::clock::{self, Clocks};
+use super::histogram::{Histogram, Latencies};
 use super::layout::Layout;
 use super::participant::{Participant, Plan};
 use super::poller::{Poller, Ticker};
@@ -43,7 +43,7 @@ pub struct Live {
 #[derive(Debug)]
 pub struct Outcome {
     pub participants: Vec<Participant>,
-    /// One-way latency of every first arrival, by stream kind.
+    /// One-way latency of every first arrival sent after the warm-up, by stream kind.
     pub latency: [Histogram; 2],
     pub sent: Sent,
     /// Media datagrams received (duplicates included).
@@ -100,7 +100,7 @@ impl Worker {
         let mut send = SendBatch::new(BATCH);
         let mut recv = RecvBatch::new(BATCH);
         let mut scratch = vec![0u8; BUFFER_LEN].into_boxed_slice();
-        let mut latency = [Histogram::default(), Histogram::default()];
+        let mut latency = Latencies::new(self.plan.measure_from_ns);
         let mut sent = Sent::default();
         let mut received = 0u64;
         let mut next_gaps_ns = 0;
@@ -146,7 +146,8 @@ impl Worker {
         }
         let gaps = self.participants.iter().map(Participant::gaps).sum();
         self.live.gaps.store(gaps, Ordering::Relaxed);
-        Ok(Outcome { participants: std::mem::take(&mut self.participants), latency, sent, received })
+        let participants = std::mem::take(&mut self.participants);
+        Ok(Outcome { participants, latency: latency.by_kind, sent, received })
     }
 }
 
@@ -156,7 +157,7 @@ fn drain(
     recv: &mut RecvBatch,
     layout: &Layout,
     scratch: &mut [u8],
-    latency: &mut [Histogram; 2],
+    latency: &mut Latencies,
 ) -> io::Result<u64> {
     let mut media = 0;
     loop {
@@ -165,14 +166,16 @@ fn drain(
             Err(e) if mmsg::is_transient(&e) => return Ok(media),
             Err(e) => return Err(e),
         };
-        // One clock read per batch: the datagrams of a batch were all waiting already.
-        let now = clock::now_ns();
+        // One clock read per batch; each datagram is timed by its kernel arrival stamp, so
+        // neither this thread's nap nor its turn waiting for a core counts as latency.
+        let clocks = Clocks::now();
         for i in 0..n {
+            let arrived = recv.arrival_ns(i).map_or(clocks.monotonic_ns, |at| clocks.monotonic(at));
             let datagram = recv.payload(i);
             if is_rtp(datagram) {
                 media += 1;
             }
-            participant.receive(datagram, now, layout, scratch, latency);
+            participant.receive(datagram, arrived, layout, scratch, latency);
         }
         if n < recv.capacity() {
             return Ok(media);

@@ -33,6 +33,7 @@ pub fn load(participants: usize, conferences: usize, secs: f64, target: Target) 
         conferences,
         duration: Duration::from_secs_f64(secs),
         drain: Duration::from_millis(500),
+        warmup: Duration::ZERO,
         video: VideoPattern::new(200, 30, 1, 4),
         audio_level_id: 1,
         threads: 1,
