@@ -3,6 +3,9 @@
 # only the Rust toolchain, gcc and python3:
 #   - headless Chromium and its WebDriver (Debian packages chromium, chromium-driver),
 #   - ip and unshare (iproute2, util-linux) for the private network namespace,
+#   - coturn's turnutils_uclient and turnutils_peer (Debian package coturn), the yardstick
+#     client for turn/tests/uclient.rs; coturn's own turnserver is installed with them but is
+#     never started, and stays disabled,
 #   - a Python venv with aiortc, pinned, at ${BRIDGE_TEST_VENV:-$HOME/.cache/bridge-tests/venv}.
 # Chromium is driven through chromedriver's W3C WebDriver HTTP API with Python's stdlib, so the
 # venv needs nothing for it.
@@ -88,6 +91,50 @@ fi
 for tool in chromium chromedriver ip unshare; do
     command -v "$tool" >/dev/null || die "$tool is still missing after apt-get install"
 done
+
+# --- coturn's test clients -------------------------------------------------------------------
+# The package's maintainer scripts would start (and on systemd hosts enable) a turnserver
+# listening on 3478: a policy-rc.d that forbids every start is in place while it installs
+# (Docker images ship one already; then it is left as it is), and afterwards the service is
+# disabled wherever an init system could start it.
+if ! command -v turnutils_uclient >/dev/null || ! command -v turnutils_peer >/dev/null; then
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# install-test-deps.sh: no service starts while coturn installs\nexit 101\n' \
+            | as_root tee "$policy" >/dev/null || die "cannot write $policy"
+        as_root chmod 755 "$policy"
+        own_policy=1
+    fi
+    install_status=0
+    (apt_install coturn) || install_status=$?
+    if [ "$own_policy" = 1 ]; then
+        as_root rm -f "$policy"
+    fi
+    [ "$install_status" = 0 ] || die "apt-get install coturn failed"
+fi
+for tool in turnutils_uclient turnutils_peer; do
+    command -v "$tool" >/dev/null || die "$tool is still missing after apt-get install coturn"
+done
+# Idempotent, and done on every run: a service someone enabled since is disabled again.
+if [ -f /etc/default/coturn ] && grep -Eq '^[[:space:]]*TURNSERVER_ENABLED=[[:space:]]*"?(1|yes|true)' \
+    /etc/default/coturn; then
+    as_root sed -i -E 's/^([[:space:]]*TURNSERVER_ENABLED=)/#\1/' /etc/default/coturn
+fi
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    if systemctl is-enabled --quiet coturn.service 2>/dev/null \
+        || systemctl is-active --quiet coturn.service 2>/dev/null; then
+        as_root systemctl disable --now coturn.service >/dev/null 2>&1 || die "cannot disable coturn.service"
+    fi
+elif [ -e /etc/systemd/system/multi-user.target.wants/coturn.service ]; then
+    # No systemd running (a container): the unit may still have been enabled for a later boot.
+    # deb-systemd-helper refuses to run outside a maintainer script unless told which package.
+    as_root env DPKG_MAINTSCRIPT_PACKAGE=coturn deb-systemd-helper disable coturn.service >/dev/null 2>&1 \
+        || as_root rm -f /etc/systemd/system/multi-user.target.wants/coturn.service
+fi
+if command -v update-rc.d >/dev/null && ls /etc/rc[2-5].d/S*coturn >/dev/null 2>&1; then
+    as_root update-rc.d coturn disable >/dev/null 2>&1 || true
+fi
 
 # --- the Python venv -------------------------------------------------------------------------
 command -v "$PYTHON" >/dev/null || die "$PYTHON not found"

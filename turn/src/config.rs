@@ -101,6 +101,11 @@ pub struct TurnConfig {
     pub no_tls: bool,
     /// `prometheus`: serve metrics (coturn's port, 9641).
     pub prometheus: bool,
+    /// `prometheus-port`, as coturn names it.
+    pub prometheus_port: u16,
+    /// `prometheus-address`: where the metrics endpoint listens; coturn's default is every
+    /// address (the metrics carry counts only, nothing about users or peers).
+    pub prometheus_address: IpAddr,
 }
 
 impl Default for TurnConfig {
@@ -128,6 +133,8 @@ impl Default for TurnConfig {
             no_tcp: false,
             no_tls: false,
             prometheus: false,
+            prometheus_port: 9641,
+            prometheus_address: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         }
     }
 }
@@ -201,6 +208,8 @@ impl TurnConfig {
             "no-tcp" => self.no_tcp = flag()?,
             "no-tls" => self.no_tls = flag()?,
             "prometheus" => self.prometheus = flag()?,
+            "prometheus-port" => self.prometheus_port = port(v()?)?,
+            "prometheus-address" => self.prometheus_address = ip(v()?)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -325,6 +334,8 @@ total-quota=1200
 max-bps=3000000
 no-cli
 prometheus
+prometheus-port=9700
+prometheus-address=127.0.0.1
 "#;
 
     #[test]
@@ -350,6 +361,8 @@ prometheus
         assert_eq!(config.realm, "turn.example.org");
         assert_eq!((config.user_quota, config.total_quota, config.max_bps), (12, 1200, 3_000_000));
         assert!(config.prometheus);
+        assert_eq!(config.prometheus_port, 9700);
+        assert_eq!(config.prometheus_address, IpAddr::from([127, 0, 0, 1]));
         assert!(config.peers.check("8.8.8.8".parse().unwrap()).is_err());
         assert!(config.peers.check("10.5.0.1".parse().unwrap()).is_ok(), "explicitly allowed");
         assert!(config.peers.check("203.0.113.5".parse().unwrap()).is_err(), "our own address");

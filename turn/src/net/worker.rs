@@ -1,0 +1,560 @@
+//! One stream worker: an epoll loop (through mio) over its share of the client connections,
+//! their relay sockets, and its duplicates of the listening sockets, driving its own
+//! [`Server`]. Nothing is shared with the other workers but the listening sockets' accept
+//! queues and the atomics in `Shared` and [`NetStats`].
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use rustls::{ServerConfig, ServerConnection};
+
+use super::conn::{Conn, MAX_MESSAGE, Received};
+use super::relay::{RelaySocket, Rng};
+use super::slab::Slab;
+use super::stats::{CloseReason, NetStats};
+use super::{Limits, StreamListener};
+use crate::server::{
+    ClientTuple, Now, PortRequest, RelayError, RelayId, Server, Transport, TurnIo, frame_len,
+};
+
+/// Token space: listeners first, then connections, then relay sockets, and the waker last.
+const CONN_BASE: usize = 1 << 16;
+const RELAY_BASE: usize = 1 << 40;
+const WAKER: Token = Token(usize::MAX);
+
+/// Bytes read from one connection, or datagrams from one relay, before the others get their
+/// turn; the rest is read on the next turn of the loop (epoll is edge-triggered, so the
+/// source is remembered rather than waiting for another event).
+const READ_BUDGET: usize = 256 * 1024;
+const DATAGRAM_BUDGET: usize = 64;
+/// Connections accepted per wake-up, so that another worker woken by the same connection
+/// burst takes a share.
+const ACCEPT_BUDGET: usize = 16;
+/// How often connections are checked against the [`Limits`] timeouts (only while there are
+/// connections: an idle worker sleeps until something arrives).
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// Largest UDP payload (65535 - 8 - 20).
+const MAX_DATAGRAM: usize = 65507;
+
+/// What a worker needs to start.
+#[derive(Debug)]
+pub struct WorkerSetup {
+    pub server: Server,
+    /// Required when any listener is TLS.
+    pub tls: Option<Arc<ServerConfig>>,
+    pub limits: Limits,
+    pub stats: Arc<NetStats>,
+    /// `[min-port, max-port]` for relay sockets.
+    pub relay_ports: (u16, u16),
+}
+
+/// The thread of a running worker.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Asks the worker to stop: it frees every allocation (closing the relay sockets), closes
+    /// its connections and returns.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+    }
+
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+/// A connection accepted by one worker for another.
+type Handoff = (TcpStream, SocketAddr, Transport);
+
+/// How a worker reaches another.
+#[derive(Clone, Debug)]
+struct Peer {
+    inbox: Sender<Handoff>,
+    waker: Arc<Waker>,
+}
+
+/// Starts one worker thread per setup, named `{name}-{i}`, all accepting from `listeners`.
+///
+/// Every connection from one client address is served by the same worker (a keyed hash of
+/// the address picks it; the worker that accepted hands the connection over if it is not
+/// that one). The server keeps a RESERVATION-TOKEN with the worker that minted it, and a
+/// client asks for the reserved port on a second connection (RFC 8656 §7.2, RTP and RTCP):
+/// only the same worker can honour it.
+pub fn spawn_all(
+    name: &str,
+    listeners: &[StreamListener],
+    setups: Vec<WorkerSetup>,
+) -> io::Result<Vec<WorkerHandle>> {
+    let owner_of = RandomState::new();
+    let mut polls = Vec::with_capacity(setups.len());
+    let mut peers = Vec::with_capacity(setups.len());
+    let mut inboxes = Vec::with_capacity(setups.len());
+    for _ in &setups {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = mpsc::channel();
+        polls.push(poll);
+        peers.push(Peer { inbox: tx, waker });
+        inboxes.push(rx);
+    }
+    let peers: Arc<[Peer]> = peers.into();
+    let mut handles = Vec::with_capacity(setups.len());
+    for (index, ((setup, poll), inbox)) in setups.into_iter().zip(polls).zip(inboxes).enumerate() {
+        let mut own_listeners = Vec::with_capacity(listeners.len());
+        for (i, listener) in listeners.iter().enumerate() {
+            let mut dup = TcpListener::from_std(listener.try_clone()?);
+            poll.registry().register(&mut dup, Token(i), Interest::READABLE)?;
+            own_listeners.push((dup, listener.transport));
+        }
+        assert!(own_listeners.len() < CONN_BASE, "listener tokens stay below connection tokens");
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            server: setup.server,
+            io: StreamIo {
+                registry: poll.registry().try_clone()?,
+                conns: Slab::default(),
+                by_tuple: HashMap::new(),
+                relays: Slab::default(),
+                dirty: Vec::new(),
+                ports: setup.relay_ports,
+                rng: Rng::new(),
+                stats: setup.stats,
+            },
+            poll,
+            listeners: own_listeners,
+            tls: setup.tls,
+            limits: setup.limits,
+            stop: Arc::clone(&stop),
+            index,
+            peers: Arc::clone(&peers),
+            inbox,
+            owner_of: owner_of.clone(),
+            scratch: vec![0; MAX_MESSAGE.max(MAX_DATAGRAM)].into_boxed_slice(),
+            pending: Vec::new(),
+            next_housekeeping: None,
+        };
+        let thread =
+            std::thread::Builder::new().name(format!("{name}-{index}")).spawn(move || worker.run())?;
+        handles.push(WorkerHandle { waker: Arc::clone(&peers[index].waker), stop, thread });
+    }
+    Ok(handles)
+}
+
+#[derive(Debug)]
+struct Worker {
+    poll: Poll,
+    server: Server,
+    io: StreamIo,
+    listeners: Vec<(TcpListener, Transport)>,
+    tls: Option<Arc<ServerConfig>>,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+    /// This worker's place in `peers`.
+    index: usize,
+    peers: Arc<[Peer]>,
+    /// Connections other workers accepted for this one.
+    inbox: Receiver<Handoff>,
+    /// Keyed (randomly, per process) so that no client can pick its worker.
+    owner_of: RandomState,
+    /// One read or one datagram at a time.
+    scratch: Box<[u8]>,
+    /// Sources whose read budget ran out: read again next turn, before sleeping.
+    pending: Vec<Token>,
+    next_housekeeping: Option<Instant>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        while !self.stop.load(Ordering::Acquire) {
+            let timeout = self.timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                eprintln!("turn: stream worker stopped: epoll failed: {e}");
+                break;
+            }
+            let now = now();
+            for token in std::mem::take(&mut self.pending) {
+                self.dispatch(token, now, true);
+            }
+            for event in events.iter() {
+                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                self.dispatch(event.token(), now, readable);
+            }
+            if self.server.poll_timeout().is_some_and(|at| at <= now.instant) {
+                self.server.handle_timeout(now, &mut self.io);
+            }
+            if self.next_housekeeping.is_some_and(|at| at <= now.instant) {
+                self.housekeeping(now);
+            }
+            self.flush_dirty();
+        }
+        self.shutdown();
+    }
+
+    /// Until the server's next deadline or the next housekeeping, whichever is sooner; not
+    /// at all when there is more to read.
+    fn timeout(&mut self, now: Instant) -> Option<Duration> {
+        if !self.pending.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        if self.io.conns.is_empty() {
+            self.next_housekeeping = None;
+        } else if self.next_housekeeping.is_none() {
+            self.next_housekeeping = Some(now + HOUSEKEEPING);
+        }
+        let deadline = match (self.server.poll_timeout(), self.next_housekeeping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // Rounded up: epoll counts whole milliseconds, and waking early spins.
+        deadline.map(|at| at.saturating_duration_since(now) + Duration::from_micros(999))
+    }
+
+    fn dispatch(&mut self, token: Token, now: Now, readable: bool) {
+        match token.0 {
+            i if i == WAKER.0 => self.take_handoffs(now),
+            i if i < CONN_BASE => self.accept(i, now),
+            i if i < RELAY_BASE => {
+                let index = i - CONN_BASE;
+                if readable {
+                    self.read_conn(index, now);
+                }
+                // Writable, or readable with something to answer: flushed at the end of the turn.
+                self.io.mark_dirty(index);
+            }
+            i => self.read_relay(i - RELAY_BASE, now),
+        }
+    }
+
+    fn accept(&mut self, index: usize, now: Now) {
+        for _ in 0..ACCEPT_BUDGET {
+            let (listener, transport) = &self.listeners[index];
+            let (stream, client) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // The process or the system is out of descriptors or memory. The connection
+                // stays queued; try again at the next housekeeping rather than spin.
+                Err(e) if is_resource_error(&e) => {
+                    self.io.stats.refused();
+                    self.next_housekeeping = Some(now.instant + HOUSEKEEPING);
+                    return;
+                }
+                // The client gave up before we accepted (ECONNABORTED) and the like.
+                Err(_) => continue,
+            };
+            if !self.io.stats.try_open(self.limits.max_connections) {
+                continue; // dropped: closed at once
+            }
+            let transport = *transport;
+            let owner = (self.owner_of.hash_one(client.ip()) % self.peers.len() as u64) as usize;
+            if owner != self.index {
+                let peer = &self.peers[owner];
+                match peer.inbox.send((stream, client, transport)) {
+                    Ok(()) => drop(peer.waker.wake()),
+                    // That worker has stopped: so is the server.
+                    Err(_) => self.io.stats.closed(CloseReason::Shutdown),
+                }
+                continue;
+            }
+            if let Err(reason) = self.admit(stream, client, transport, now) {
+                self.io.stats.closed(reason);
+            }
+        }
+        // More may be queued: come back next turn.
+        self.pending.push(Token(index));
+    }
+
+    fn take_handoffs(&mut self, now: Now) {
+        while let Ok((stream, client, transport)) = self.inbox.try_recv() {
+            if let Err(reason) = self.admit(stream, client, transport, now) {
+                self.io.stats.closed(reason);
+            }
+        }
+    }
+
+    fn admit(
+        &mut self,
+        mut stream: TcpStream,
+        client: SocketAddr,
+        transport: Transport,
+        now: Now,
+    ) -> Result<(), CloseReason> {
+        // The tuple names the address the client reached, not the listener's wildcard: it is
+        // what the relay binds to without a relay-ip (RFC 8656 §7.2: the relayed address is
+        // normally on the interface the request came in on).
+        let server = stream.local_addr().map_err(|_| CloseReason::Client)?;
+        // Small messages (STUN responses, media packets) must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let tls = match transport {
+            Transport::Tls => {
+                let config = self.tls.as_ref().expect("TLS listeners start with a TLS configuration");
+                Some(Box::new(ServerConnection::new(Arc::clone(config)).map_err(|_| CloseReason::Tls)?))
+            }
+            _ => None,
+        };
+        let index = self.io.conns.vacant();
+        self.io
+            .registry
+            .register(&mut stream, Token(CONN_BASE + index), Interest::READABLE | Interest::WRITABLE)
+            .map_err(|_| CloseReason::Client)?;
+        let tuple = ClientTuple { transport, client, server };
+        let inserted = self.io.conns.insert(Conn::new(stream, tuple, tls, now.instant));
+        debug_assert_eq!(inserted, index);
+        self.io.by_tuple.insert(tuple, index);
+        self.io.stats.accepted(transport == Transport::Tls);
+        Ok(())
+    }
+
+    fn read_conn(&mut self, index: usize, now: Now) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.io.conns.get_mut(index) else { return };
+            let was_handshaking = conn.is_handshaking();
+            let received = conn.receive(&mut self.scratch);
+            if was_handshaking && !conn.is_handshaking() {
+                // The handshake is the TLS listener's slow path; from here on the idle rules
+                // are the TCP ones.
+                conn.last_message = now.instant;
+            }
+            match received {
+                Received::Bytes(n) => {
+                    if let Err(reason) = self.handle_messages(index, now) {
+                        return self.close(index, reason);
+                    }
+                    budget = budget.saturating_sub(n.max(1));
+                    if budget == 0 {
+                        return self.pending.push(Token(CONN_BASE + index));
+                    }
+                }
+                Received::WouldBlock => return,
+                Received::Closed(reason) => return self.close(index, reason),
+            }
+        }
+    }
+
+    /// Hands every whole message in the connection's buffer to the server.
+    ///
+    /// Whether the client holds an allocation is read from the server's count around each
+    /// message: a message changes at most its own tuple's allocation, and the server runs
+    /// on this thread only. An allocation that expires on its own is not seen here; the
+    /// longer idle limit for allocated connections covers it (see [`Limits`]).
+    fn handle_messages(&mut self, index: usize, now: Now) -> Result<(), CloseReason> {
+        let Some(conn) = self.io.conns.get_mut(index) else { return Ok(()) };
+        let tuple = conn.tuple;
+        // Taken out so the server can write to this connection while its input is read.
+        let inbuf = std::mem::take(&mut conn.inbuf);
+        let mut at = 0;
+        let mut allocated = None;
+        let mut result = Ok(());
+        while at < inbuf.len() {
+            let len = match frame_len(&inbuf[at..]) {
+                Ok(Some(len)) if len <= inbuf.len() - at => len,
+                Ok(_) => break,
+                Err(_) => {
+                    result = Err(CloseReason::Framing);
+                    break;
+                }
+            };
+            let before = self.server.allocations();
+            self.server.handle_client(now, &tuple, &inbuf[at..at + len], &mut self.io);
+            let after = self.server.allocations();
+            if after != before {
+                allocated = Some(after > before);
+            }
+            at += len;
+        }
+        let Some(conn) = self.io.conns.get_mut(index) else { return result };
+        let mut inbuf = inbuf;
+        inbuf.drain(..at);
+        conn.inbuf = inbuf;
+        if at > 0 {
+            conn.last_message = now.instant;
+        }
+        if let Some(allocated) = allocated {
+            conn.allocated = allocated;
+        }
+        result
+    }
+
+    fn read_relay(&mut self, index: usize, now: Now) {
+        for _ in 0..DATAGRAM_BUDGET {
+            let Some(relay) = self.io.relays.get(index) else { return };
+            match relay.socket.recv_from(&mut self.scratch) {
+                Ok((n, peer)) => {
+                    let relay = RelayId(index as u32);
+                    self.server.handle_peer(now, relay, peer, &self.scratch[..n], &mut self.io);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // An ICMP error from an earlier send, reported on this socket: nothing to read.
+                Err(_) => {}
+            }
+        }
+        self.pending.push(Token(RELAY_BASE + index));
+    }
+
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.io.dirty);
+        for &index in &dirty {
+            let Some(conn) = self.io.conns.get_mut(index) else { continue };
+            conn.dirty = false;
+            if let Err(reason) = conn.flush() {
+                self.close(index, reason);
+            }
+        }
+        dirty.clear();
+        self.io.dirty = dirty;
+    }
+
+    /// Closes connections past their [`Limits`], and returns memory from quiet ones.
+    fn housekeeping(&mut self, now: Now) {
+        self.next_housekeeping = None;
+        let limits = &self.limits;
+        let expired: Vec<(usize, CloseReason)> = self
+            .io
+            .conns
+            .iter()
+            .filter_map(|(index, conn)| {
+                let quiet = now.instant.saturating_duration_since(conn.last_message);
+                let reason = if conn.is_handshaking() {
+                    let age = now.instant.saturating_duration_since(conn.accepted);
+                    (age >= limits.tls_handshake).then_some(CloseReason::HandshakeTimeout)
+                } else if conn.allocated {
+                    (quiet >= limits.idle_with_allocation).then_some(CloseReason::Idle)
+                } else {
+                    (quiet >= limits.idle_without_allocation).then_some(CloseReason::Idle)
+                };
+                reason.map(|reason| (index, reason))
+            })
+            .collect();
+        for (index, reason) in expired {
+            self.close(index, reason);
+        }
+        for index in self.io.conns.indices() {
+            let conn = self.io.conns.get_mut(index).expect("listed just now");
+            if !conn.wants_flush() {
+                conn.trim();
+            }
+        }
+        // Connections left queued by a descriptor shortage.
+        for index in 0..self.listeners.len() {
+            self.pending.push(Token(index));
+        }
+    }
+
+    /// Removes a connection; the server frees its allocation (RFC 8656 §3.1: over TCP and TLS
+    /// the allocation lives no longer than the connection).
+    fn close(&mut self, index: usize, reason: CloseReason) {
+        let Some(mut conn) = self.io.conns.remove(index) else { return };
+        let _ = self.io.registry.deregister(&mut conn.stream);
+        self.io.by_tuple.remove(&conn.tuple);
+        self.io.stats.closed(reason);
+        if reason != CloseReason::Client {
+            // What is already queued (an error response, a TLS alert) goes out if it can.
+            if let Some(tls) = &mut conn.tls {
+                tls.send_close_notify();
+            }
+            let _ = conn.flush();
+        }
+        self.server.handle_client_closed(&conn.tuple, &mut self.io);
+    }
+
+    fn shutdown(&mut self) {
+        while self.inbox.try_recv().is_ok() {
+            self.io.stats.closed(CloseReason::Shutdown);
+        }
+        self.server.shutdown(&mut self.io);
+        for index in self.io.conns.indices() {
+            self.close(index, CloseReason::Shutdown);
+        }
+    }
+}
+
+fn is_resource_error(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+fn now() -> Now {
+    let unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Now { instant: Instant::now(), unix_s }
+}
+
+/// The worker's sockets, as the server sees them.
+#[derive(Debug)]
+struct StreamIo {
+    registry: Registry,
+    conns: Slab<Conn>,
+    by_tuple: HashMap<ClientTuple, usize>,
+    relays: Slab<RelaySocket>,
+    /// Connections with something queued, flushed once at the end of the loop turn: one
+    /// write per connection per turn however many messages it got.
+    dirty: Vec<usize>,
+    ports: (u16, u16),
+    rng: Rng,
+    stats: Arc<NetStats>,
+}
+
+impl StreamIo {
+    fn mark_dirty(&mut self, index: usize) {
+        if let Some(conn) = self.conns.get_mut(index)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(index);
+        }
+    }
+}
+
+impl TurnIo for StreamIo {
+    fn to_client(&mut self, client: &ClientTuple, write: impl FnOnce(&mut [u8]) -> usize) -> bool {
+        let Some(&index) = self.by_tuple.get(client) else { return false };
+        let queued = self.conns.get_mut(index).is_some_and(|conn| conn.queue(write));
+        self.mark_dirty(index);
+        queued
+    }
+
+    fn to_peer(&mut self, relay: RelayId, peer: SocketAddr, payload: &[u8], dont_fragment: bool) -> bool {
+        self.relays.get_mut(relay.0 as usize).is_some_and(|socket| socket.send(peer, payload, dont_fragment))
+    }
+
+    fn open_relay(
+        &mut self,
+        ip: std::net::IpAddr,
+        port: PortRequest,
+    ) -> Result<(RelayId, SocketAddr), RelayError> {
+        let mut relay = RelaySocket::open(ip, port, self.ports, &mut self.rng)?;
+        let index = self.relays.vacant();
+        let id = u32::try_from(index).map_err(|_| RelayError::Unavailable)?;
+        self.registry
+            .register(&mut relay.socket, Token(RELAY_BASE + index), Interest::READABLE)
+            .map_err(|_| RelayError::Unavailable)?;
+        let local = relay.local;
+        self.relays.insert(relay);
+        self.stats.relay_opened();
+        Ok((RelayId(id), local))
+    }
+
+    fn close_relay(&mut self, relay: RelayId) {
+        if let Some(mut relay) = self.relays.remove(relay.0 as usize) {
+            let _ = self.registry.deregister(&mut relay.socket);
+            self.stats.relay_closed();
+        }
+    }
+}

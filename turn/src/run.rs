@@ -1,0 +1,262 @@
+//! The `turn` daemon: listeners, workers, metrics, signals.
+//!
+//! [`run`] starts everything a configuration asks for and returns when SIGTERM or SIGINT
+//! arrives and every worker has stopped (freeing its allocations, so every relay socket is
+//! closed). SIGHUP reloads the TLS certificate, as does a change of its files (checked every
+//! [`CERT_CHECK_INTERVAL`]). Everything logs plain lines on stderr, and nothing it logs names
+//! a user, a secret, a client or a peer (DESIGN.md, privacy invariants).
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::config::TurnConfig;
+use crate::net::{
+    self, CertStore, Limits, MetricsEndpoint, NetStats, StreamListener, WorkerHandle, WorkerSetup,
+};
+use crate::server::{Server, Shared, Transport};
+
+/// How often the certificate files are checked for a change.
+pub const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why the daemon could not start.
+#[derive(Debug)]
+pub enum RunError {
+    /// The configuration cannot work (exit status 2, like a parse error).
+    Config(String),
+    /// The system refused something: a port taken, no permission (exit status 1).
+    Io(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Config(_) => 2,
+            Self::Io(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(e) | Self::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(config: &TurnConfig) -> Result<(), RunError> {
+    let certs = tls_certificate(config)?;
+    // Registered before anything starts, so a signal during start-up is not lost.
+    let mut signals = Signals::register().map_err(|e| RunError::Io(format!("signal handlers: {e}")))?;
+    let shared = Arc::new(Shared::new(config));
+    let stats = Arc::new(NetStats::default());
+    let mut nonce_key = [0u8; 32];
+    SystemRandom::new().fill(&mut nonce_key).map_err(|_| RunError::Io("no system randomness".into()))?;
+
+    let listeners = bind_stream_listeners(config)?;
+    start_udp(config, &shared, nonce_key);
+    let workers = start_stream_workers(config, &listeners, certs.as_ref(), &shared, &stats, nonce_key)?;
+    if config.prometheus {
+        start_metrics(config, &shared, &stats)?;
+    }
+    eprintln!("turn: ready");
+
+    loop {
+        let timeout = certs.as_ref().map(|_| CERT_CHECK_INTERVAL);
+        match signals.wait(timeout) {
+            Signal::Stop => break,
+            Signal::Reload => {
+                if let Some(certs) = &certs {
+                    report_reload(certs.reload(), "SIGHUP", &stats);
+                } else {
+                    eprintln!("turn: SIGHUP: no TLS certificate to reload");
+                }
+            }
+            Signal::None => {
+                if let Some(result) = certs.as_ref().and_then(|c| c.reload_if_changed()) {
+                    report_reload(result, "the files changed", &stats);
+                }
+            }
+        }
+    }
+    eprintln!("turn: stopping");
+    for worker in &workers {
+        worker.stop();
+    }
+    for worker in workers {
+        worker.join();
+    }
+    eprintln!("turn: stopped");
+    Ok(())
+}
+
+/// The certificate, when a TLS listener is to run: it must load now, or the daemon does not
+/// start (a reload later may fail and keep the old one; a first load has none to keep).
+fn tls_certificate(config: &TurnConfig) -> Result<Option<Arc<CertStore>>, RunError> {
+    if config.no_tls {
+        return Ok(None);
+    }
+    let (Some(cert), Some(pkey)) = (&config.cert, &config.pkey) else {
+        return Err(RunError::Config(format!(
+            "the TLS listener (tls-listening-port={}) needs cert and pkey: set both, or set no-tls",
+            config.tls_listening_port
+        )));
+    };
+    CertStore::load(cert, pkey).map(Some).map_err(RunError::Config)
+}
+
+fn report_reload(result: Result<(), String>, why: &str, stats: &NetStats) {
+    stats.cert_reloaded(result.is_ok());
+    match result {
+        Ok(()) => eprintln!("turn: TLS certificate reloaded ({why}); new handshakes use it"),
+        Err(e) => eprintln!("turn: TLS certificate reload ({why}) failed, the old one stays: {e}"),
+    }
+}
+
+fn bind_stream_listeners(config: &TurnConfig) -> Result<Vec<StreamListener>, RunError> {
+    let mut listeners = Vec::new();
+    let wildcard = config.listening_ips.is_empty();
+    let mut kinds = Vec::new();
+    if !config.no_tcp {
+        kinds.push((Transport::Tcp, config.listening_port, "tcp"));
+    }
+    if !config.no_tls {
+        kinds.push((Transport::Tls, config.tls_listening_port, "tls"));
+    }
+    for ip in net::listening_ips(&config.listening_ips) {
+        for &(transport, port, name) in &kinds {
+            let addr = SocketAddr::new(ip, port);
+            match StreamListener::bind(addr, transport) {
+                Ok(listener) => {
+                    eprintln!("turn: {name} listening on {}", listener.local);
+                    listeners.push(listener);
+                }
+                // A host without IPv6 still serves IPv4 when no address was asked for.
+                Err(e)
+                    if wildcard
+                        && ip.is_ipv6()
+                        && matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)) =>
+                {
+                    eprintln!("turn: {name}: IPv6 is not available here ({e}); IPv4 only");
+                }
+                Err(e) => return Err(RunError::Io(format!("cannot listen on {name} {addr}: {e}"))),
+            }
+        }
+    }
+    Ok(listeners)
+}
+
+// ----- UDP: the packet engine's listener starts here. -------------------------------------
+//
+// When it lands: start the engine's workers on `listening-port` of every listening address,
+// each with its own `Server::new(config, Arc::clone(shared), nonce_key)` (the same nonce key
+// as the stream workers, so a nonce from one transport is good on the other), and stop them
+// in `run` next to the stream workers. Until then the daemon says so once, at start.
+fn start_udp(config: &TurnConfig, _shared: &Arc<Shared>, _nonce_key: [u8; 32]) {
+    if !config.no_udp {
+        eprintln!(
+            "turn: UDP is not served yet (the packet-engine listener is not wired in): TURN over TCP and \
+             TLS only"
+        );
+    }
+}
+
+/// One stream worker per core, each with its own `Server` on the shared quota and metrics.
+fn start_stream_workers(
+    config: &TurnConfig,
+    listeners: &[StreamListener],
+    certs: Option<&Arc<CertStore>>,
+    shared: &Arc<Shared>,
+    stats: &Arc<NetStats>,
+    nonce_key: [u8; 32],
+) -> Result<Vec<WorkerHandle>, RunError> {
+    if listeners.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tls = certs.map(|c| c.server_config()).transpose().map_err(RunError::Config)?;
+    let count = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let setups = (0..count)
+        .map(|_| WorkerSetup {
+            server: Server::new(config, Arc::clone(shared), nonce_key),
+            tls: tls.clone(),
+            limits: Limits::default(),
+            stats: Arc::clone(stats),
+            relay_ports: (config.min_port, config.max_port),
+        })
+        .collect();
+    let workers = net::spawn_all("turn-stream", listeners, setups)
+        .map_err(|e| RunError::Io(format!("cannot start the stream workers: {e}")))?;
+    Ok(workers)
+}
+
+fn start_metrics(config: &TurnConfig, shared: &Arc<Shared>, stats: &Arc<NetStats>) -> Result<(), RunError> {
+    let addr = SocketAddr::new(config.prometheus_address, config.prometheus_port);
+    let endpoint = MetricsEndpoint::bind(addr, Arc::clone(shared), Arc::clone(stats))
+        .map_err(|e| RunError::Io(format!("cannot serve metrics on {addr}: {e}")))?;
+    eprintln!("turn: metrics on http://{addr}/metrics");
+    std::thread::Builder::new()
+        .name("turn-metrics".into())
+        .spawn(move || endpoint.serve())
+        .map_err(|e| RunError::Io(format!("cannot start the metrics thread: {e}")))?;
+    Ok(())
+}
+
+enum Signal {
+    Stop,
+    Reload,
+    /// The wait timed out.
+    None,
+}
+
+/// SIGTERM/SIGINT and SIGHUP as flags, plus a self-pipe that wakes the waiting thread: the
+/// handlers do nothing but store and write, all the work happens on the main thread.
+struct Signals {
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+    wake: UnixStream,
+}
+
+impl Signals {
+    fn register() -> io::Result<Self> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let (wake, write) = UnixStream::pair()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let reload = Arc::new(AtomicBool::new(false));
+        // Actions of one signal run in registration order: the flag is set before the wake.
+        for (signal, flag) in [(SIGTERM, &stop), (SIGINT, &stop), (SIGHUP, &reload)] {
+            signal_hook::flag::register(signal, Arc::clone(flag))?;
+            signal_hook::low_level::pipe::register(signal, write.try_clone()?)?;
+        }
+        Ok(Self { stop, reload, wake })
+    }
+
+    /// The next signal, or `Signal::None` after `timeout` (`None`: wait for a signal).
+    fn wait(&mut self, timeout: Option<Duration>) -> Signal {
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return Signal::Stop;
+            }
+            if self.reload.swap(false, Ordering::SeqCst) {
+                return Signal::Reload;
+            }
+            if self.wake.set_read_timeout(timeout).is_err() {
+                return Signal::None;
+            }
+            let mut bytes = [0u8; 16];
+            match self.wake.read(&mut bytes) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Signal::None,
+            }
+        }
+    }
+}

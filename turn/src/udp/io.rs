@@ -1,0 +1,57 @@
+//! [`TurnIo`] over the engine's [`Output`]: what the server sends goes straight into pool
+//! slots, relay sockets are engine sockets of this worker.
+
+use std::net::{IpAddr, SocketAddr};
+
+use engine::{Destination, Output};
+
+use super::relays::RelaySockets;
+use crate::server::{ClientTuple, PortRequest, RelayError, RelayId, TurnIo};
+
+/// The I/O layer for one call into the server (one datagram or one timeout).
+#[derive(Debug)]
+pub(crate) struct EngineIo<'a, 'o> {
+    pub out: &'a mut Output<'o>,
+    pub relays: &'a mut RelaySockets,
+}
+
+impl TurnIo for EngineIo<'_, '_> {
+    /// From the listener (the socket every UDP client talks to), written in place into a fresh
+    /// slot. The server gets the whole slot ([`engine::SLOT_SIZE`] bytes, above the 1504 it
+    /// needs) zeroed, so it never sees an earlier packet's bytes; what it leaves unused is cut
+    /// off again (a memset of the slot per message: the price of a safe `&mut [u8]`, as
+    /// `PacketBuf` exposes no uninitialised capacity).
+    #[inline]
+    fn to_client(&mut self, client: &ClientTuple, write: impl FnOnce(&mut [u8]) -> usize) -> bool {
+        debug_assert!(!client.transport.is_stream(), "only UDP clients reach this listener");
+        self.out.send(Destination::here(client.client), |buf| {
+            if buf.extend_zeroed(buf.capacity()).is_ok() {
+                let len = write(buf);
+                buf.truncate(len);
+            }
+        })
+    }
+
+    /// From the relay's own socket, the payload copied once into a fresh slot.
+    ///
+    /// DONT-FRAGMENT (RFC 8656 §7.2, §11.2) is not applied: the engine has no per-socket
+    /// IP_MTU_DISCOVER setting, so relay sockets send with the kernel's default (IPv4
+    /// `IP_PMTUDISC_WANT`: DF set, datagrams above the known path MTU fragmented locally)
+    /// whatever the client asked. The TCP/TLS relays (`net::relay`) do set it per send.
+    #[inline]
+    fn to_peer(&mut self, relay: RelayId, peer: SocketAddr, payload: &[u8], _dont_fragment: bool) -> bool {
+        let Some(socket) = self.relays.socket(relay) else { return false };
+        self.out.send(Destination::from_socket(socket, peer), |buf| {
+            // A payload larger than a slot cannot have come in through one; nothing is sent.
+            let _ = buf.extend_from_slice(payload);
+        })
+    }
+
+    fn open_relay(&mut self, ip: IpAddr, port: PortRequest) -> Result<(RelayId, SocketAddr), RelayError> {
+        self.relays.open(ip, port, self.out)
+    }
+
+    fn close_relay(&mut self, relay: RelayId) {
+        self.relays.close(relay, self.out);
+    }
+}

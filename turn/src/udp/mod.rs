@@ -1,0 +1,252 @@
+//! TURN over UDP on the packet engine: one [`Server`] per engine worker, clients on the
+//! engine's shared listener, each relayed address an engine socket of the worker that holds the
+//! allocation.
+//!
+//! ```text
+//! per worker, per datagram (engine::Handler::handle):
+//!     on the listener   -> server.handle_client(now, (Udp, from, listen address), bytes, io)
+//!     on relay socket s -> server.handle_peer(now, relay of s, from, bytes, io)
+//! per deadline          -> server.handle_timeout(now, io)   (poll_timeout: the server's sweep)
+//! io.to_client          -> Output::send(Destination::here(client)), written in place in a slot
+//! io.to_peer            -> Output::send(Destination::from_socket(relay socket, peer)), one copy
+//! io.open_relay         -> Output::open_udp(relay ip : port from min-port..=max-port)
+//! ```
+//! SO_REUSEPORT sends every datagram of one client 5-tuple to the same worker, and a relay
+//! socket only ever reaches the worker that opened it, so each allocation lives on one worker
+//! and nothing is shared but the quota, the metrics and the port claims (all atomics). Relaying
+//! allocates nothing and makes no system call per packet
+//! (`tests/udp_relaying_allocates_nothing.rs`).
+//!
+//! Addresses. The engine has one listen address: the first `listening-ip` (later ones are not
+//! served over UDP; [`UdpListener::notes`] says so) or `0.0.0.0`, on `listening-port`. Relayed addresses
+//! bind the first `relay-ip` of the family asked for, else the first `listening-ip` (coturn's
+//! default). A wildcard relay address (`relay-ip=0.0.0.0`, or none configured while the listener
+//! is the wildcard) binds the wildcard and cannot itself be told to clients: it needs an
+//! `external-ip` of its family, which is announced instead; without one the listener does not
+//! start. (The TCP listeners can use the address a connection reached; a wildcard UDP listener
+//! cannot, because the engine does not report a datagram's destination address.)
+//!
+//! What this listener does not do: honour DONT-FRAGMENT (the engine cannot set IP_MTU_DISCOVER
+//! on a socket, see `io.rs`); run the server's shutdown through the engine (the engine stops its
+//! workers and closes their sockets itself; each worker's server then gives its quota back as
+//! it is dropped).
+
+mod clock;
+mod handler;
+mod io;
+mod ports;
+mod relays;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use engine::{Engine, EngineConfig, MemoryLock, StopHandle};
+
+use crate::config::TurnConfig;
+use crate::server::{MAX_RESERVATIONS, Server, Shared};
+use handler::UdpWorker;
+use ports::PortSpace;
+pub use relays::MAX_BIND_FAILURES;
+
+/// Engine settings for the TURN daemon, before [`start_udp`] sets the listen address and the
+/// socket limit: a worker per core, a 16 MiB pool per worker, locked in RAM when the system
+/// allows it (relayed media is end-to-end encrypted; the bridge, which decrypts, requires the
+/// lock).
+pub fn engine_defaults() -> EngineConfig {
+    EngineConfig { lock_memory: MemoryLock::BestEffort, ..EngineConfig::default() }
+}
+
+/// The running UDP listener: its engine, and what it was started with.
+#[derive(Debug)]
+pub struct UdpListener {
+    engine: Engine,
+    relay_ips: Vec<IpAddr>,
+    notes: Vec<String>,
+}
+
+impl UdpListener {
+    /// The listen address (its port resolved when `listening-port` was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.engine.local_addr()
+    }
+
+    /// The addresses relay sockets may bind; the server relays from the first of each family.
+    pub fn relay_ips(&self) -> &[IpAddr] {
+        &self.relay_ips
+    }
+
+    /// One line each: what the configuration asked for that this listener does not do (later
+    /// `listening-ip`s), for the daemon to log at start.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The engine, for its counters (`sockets_open` counts the relay sockets) and metrics.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        self.engine.stop_handle()
+    }
+
+    /// Stops the workers after queued packets leave (up to the engine's drain timeout); false
+    /// when a worker did not stop in time.
+    pub fn stop(self) -> bool {
+        self.engine.stop()
+    }
+}
+
+/// Starts TURN over UDP: the engine with `engine`'s settings, listening on the configured
+/// address and port, allowed enough sockets per worker for the relay port range, each worker
+/// running its own `Server::new(config, shared, nonce_key)` (the same `shared` and `nonce_key`
+/// as the stream listeners, so quotas are common and a nonce from one transport is good on the
+/// other). The caller skips this for `no-udp`.
+pub fn start_udp(
+    config: &TurnConfig,
+    shared: Arc<Shared>,
+    nonce_key: [u8; 32],
+    engine: &EngineConfig,
+) -> Result<UdpListener, String> {
+    let listen = listen_addr(config);
+    let relay_ips = relay_ips(config, listen.ip())?;
+    let mut notes = Vec::new();
+    if config.listening_ips.len() > 1 {
+        notes.push(format!(
+            "udp: listening on {listen} only: the packet engine has one listen address, so the other \
+             listening-ips are served over TCP and TLS only"
+        ));
+    }
+    let server_config = TurnConfig { relay_ips: relay_ips.clone(), ..config.clone() };
+    let ports = Arc::new(PortSpace::new(config.min_port, config.max_port, &relay_ips));
+    let engine_config = EngineConfig {
+        listen,
+        max_sockets_per_worker: sockets_per_worker(config, &ports, relay_ips.len()),
+        ..engine.clone()
+    };
+    let engine = Engine::start(&engine_config, |_| {
+        UdpWorker::new(Server::new(&server_config, Arc::clone(&shared), nonce_key), Arc::clone(&ports))
+    })
+    .map_err(|e| format!("udp: {e}"))?;
+    Ok(UdpListener { engine, relay_ips, notes })
+}
+
+/// The first `listening-ip`, or every IPv4 address.
+fn listen_addr(config: &TurnConfig) -> SocketAddr {
+    let ip = config.listening_ips.first().copied().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    SocketAddr::new(ip, config.listening_port)
+}
+
+/// The relay addresses the server may bind (it uses the first of each family): `relay-ip`s, else
+/// `listening-ip`s, else (the listener on the wildcard) the wildcard of each family an
+/// `external-ip` announces (or that `external-ip`'s private address). A wildcard address needs
+/// an `external-ip` of its family to be announced.
+fn relay_ips(config: &TurnConfig, listen: IpAddr) -> Result<Vec<IpAddr>, String> {
+    let configured = if config.relay_ips.is_empty() { &config.listening_ips } else { &config.relay_ips };
+    // With neither configured, the listener is the wildcard (`listen_addr`).
+    let ips: Vec<IpAddr> = if !configured.is_empty() {
+        configured.clone()
+    } else {
+        let mut ips = Vec::new();
+        for external in &config.external_ips {
+            let ip = external.private.unwrap_or(match external.public {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            });
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        if ips.is_empty() {
+            return Err(format!(
+                "udp: listening on {listen} (no listening-ip), the server cannot tell which of this \
+                 host's addresses a client reached, so it has no relayed address to announce: set \
+                 relay-ip (or listening-ip), or external-ip"
+            ));
+        }
+        ips
+    };
+    for ip in ips.iter().filter(|ip| ip.is_unspecified()) {
+        let announced = config
+            .external_ips
+            .iter()
+            .any(|e| e.private == Some(*ip) || (e.private.is_none() && e.public.is_ipv4() == ip.is_ipv4()));
+        if !announced {
+            return Err(format!(
+                "udp: relay address {ip} is a wildcard, which cannot be announced to clients: set \
+                 relay-ip to an address of this host, or an external-ip of that family to announce"
+            ));
+        }
+    }
+    Ok(ips)
+}
+
+/// `max_sockets_per_worker`: as many relay sockets as the port range holds on the relay
+/// addresses, and no more than the allocations the quota lets in could use (one relay per family
+/// each, plus the ports held for RESERVATION-TOKENs). Not divided by the workers: SO_REUSEPORT
+/// spreads clients unevenly, so one worker may hold most allocations. Each is a descriptor: the
+/// descriptor limit must cover `workers x` this.
+fn sockets_per_worker(config: &TurnConfig, ports: &PortSpace, relay_ips: usize) -> usize {
+    let in_range = ports.len() * relay_ips.max(1);
+    let allocations = if config.total_quota > 0 { config.total_quota as usize } else { ports.len() };
+    let by_quota = allocations * relay_ips.clamp(1, 2) + MAX_RESERVATIONS;
+    // The engine's bound (its socket ids carry a 16-bit index).
+    in_range.min(by_quota).min(65_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> TurnConfig {
+        let text = format!("use-auth-secret\nstatic-auth-secret=0123456789abcdef\nrealm=r\n{extra}");
+        TurnConfig::parse(&text).unwrap().config
+    }
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|ip| ip.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn the_listener_is_the_first_listening_ip_or_the_ipv4_wildcard() {
+        assert_eq!(listen_addr(&config("listening-port=3479\n")), "0.0.0.0:3479".parse().unwrap());
+        let two = config("listening-ip=192.0.2.1\nlistening-ip=192.0.2.2\n");
+        assert_eq!(listen_addr(&two), "192.0.2.1:3478".parse().unwrap());
+    }
+
+    #[test]
+    fn relay_addresses_come_from_relay_ip_then_listening_ip() {
+        let c = config("listening-ip=192.0.2.1\nrelay-ip=192.0.2.9\nrelay-ip=2001:db8::9\n");
+        assert_eq!(relay_ips(&c, listen_addr(&c).ip()), Ok(ips(&["192.0.2.9", "2001:db8::9"])));
+        let c = config("listening-ip=192.0.2.1\nlistening-ip=192.0.2.2\n");
+        assert_eq!(relay_ips(&c, listen_addr(&c).ip()), Ok(ips(&["192.0.2.1", "192.0.2.2"])));
+    }
+
+    #[test]
+    fn a_wildcard_relay_address_needs_an_external_ip_of_its_family() {
+        let c = config("");
+        let error = relay_ips(&c, listen_addr(&c).ip()).unwrap_err();
+        assert!(error.contains("set relay-ip"), "{error}");
+        let c = config("external-ip=203.0.113.5\n");
+        assert_eq!(relay_ips(&c, listen_addr(&c).ip()), Ok(ips(&["0.0.0.0"])));
+        let c = config("external-ip=203.0.113.5/10.0.0.5\n");
+        assert_eq!(relay_ips(&c, listen_addr(&c).ip()), Ok(ips(&["10.0.0.5"])));
+        let c = config("relay-ip=0.0.0.0\n");
+        assert!(relay_ips(&c, listen_addr(&c).ip()).unwrap_err().contains("wildcard"));
+        let c = config("relay-ip=::\nexternal-ip=203.0.113.5\n");
+        assert!(relay_ips(&c, listen_addr(&c).ip()).is_err(), "an IPv4 external-ip does not announce IPv6");
+    }
+
+    #[test]
+    fn the_socket_limit_follows_the_port_range_and_the_quota() {
+        let c = config("min-port=50000\nmax-port=50099\n");
+        let ports = PortSpace::new(c.min_port, c.max_port, &ips(&["192.0.2.1"]));
+        assert_eq!(sockets_per_worker(&c, &ports, 1), 100);
+        let c = config("min-port=40000\nmax-port=60000\ntotal-quota=100\n");
+        let ports = PortSpace::new(c.min_port, c.max_port, &ips(&["192.0.2.1", "2001:db8::1"]));
+        assert_eq!(sockets_per_worker(&c, &ports, 2), 200 + MAX_RESERVATIONS);
+        let c = config("min-port=1024\nmax-port=65535\n");
+        let ports = PortSpace::new(c.min_port, c.max_port, &ips(&["192.0.2.1", "2001:db8::1"]));
+        assert_eq!(sockets_per_worker(&c, &ports, 2), 65_000);
+    }
+}

@@ -1,0 +1,203 @@
+//! TURN over UDP on the packet engine, with each backend: our own client allocates with REST
+//! API credentials over real loopback sockets, relays to a peer with Send and Data indications
+//! and over a channel, and deletes the allocation (its relay socket closes); a loopback peer is
+//! refused unless allowed; EVEN-PORT with a reservation; a full port range answers 508.
+
+mod udp_harness;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use stun::TransactionId;
+use turn::client::{AllocateOptions, ChannelNumber, Outcome, parse_channel_data, parse_data_indication};
+use turn::client::{is_channel_data, write_channel_data};
+use turn::udp::start_udp;
+use udp_harness::*;
+
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn a_client_relays_to_a_peer_both_ways_and_refresh_zero_closes_the_relay() {
+    for backend in BACKENDS {
+        let range = (61100, 61199);
+        let (listener, shared) = start(&config(range, "allow-loopback-peers"), backend, 2);
+        assert_eq!(listener.local_addr().ip(), ip(SERVER_IP));
+        let mut client = UdpClient::new(listener.local_addr());
+
+        let allocated = client.allocate(AllocateOptions::default());
+        assert_eq!(code(&allocated), 0, "{backend:?}: {allocated:?}");
+        assert!(allocated.signed);
+        let relayed = allocated.relayed[0];
+        assert_eq!(relayed.ip(), ip(SERVER_IP));
+        assert!((range.0..=range.1).contains(&relayed.port()), "{relayed}");
+        assert_eq!(allocated.mapped, Some(client.local_addr()));
+        assert_eq!(wait_sockets_open(&listener, 1), 1, "{backend:?}: one relay socket");
+
+        let peer = peer();
+        let peer_addr = peer.local_addr().unwrap();
+        assert_eq!(code(&client.permit(&[peer_addr])), 0);
+        let mut buf = [0u8; 2048];
+
+        // Send indication -> the peer hears the relayed address.
+        let len =
+            client.client.send_indication(&mut buf, TransactionId([1; 12]), peer_addr, b"hello peer", false);
+        client.send(&buf[..len.unwrap()]);
+        let (n, from) = peer_recv(&peer, &mut buf);
+        assert_eq!((&buf[..n], from), (&b"hello peer"[..], relayed), "{backend:?}");
+
+        // The peer answers -> a Data indication naming it.
+        peer.send_to(b"hello client", relayed).unwrap();
+        let n = client.recv(&mut buf).expect("a Data indication");
+        assert_eq!(parse_data_indication(&buf[..n]), Some((peer_addr, &b"hello client"[..])), "{backend:?}");
+
+        // ChannelBind, then ChannelData both ways.
+        assert_eq!(code(&client.bind(0x4000, peer_addr)), 0);
+        let channel = ChannelNumber::new(0x4000).unwrap();
+        let len = write_channel_data(&mut buf, channel, b"over the channel", false).unwrap();
+        client.send(&buf[..len]);
+        let (n, from) = peer_recv(&peer, &mut buf);
+        assert_eq!((&buf[..n], from), (&b"over the channel"[..], relayed), "{backend:?}");
+        peer.send_to(b"back over the channel", relayed).unwrap();
+        let n = client.recv(&mut buf).expect("ChannelData");
+        assert!(is_channel_data(&buf[..n]));
+        assert_eq!(parse_channel_data(&buf[..n]), Some((channel, &b"back over the channel"[..])));
+        assert_eq!(shared.metrics.peer_to_client().0, 2);
+
+        // Refresh with lifetime 0 deletes the allocation and closes its relay socket.
+        let deleted = client.refresh(Some(0));
+        assert_eq!(code(&deleted), 0, "{backend:?}");
+        assert_eq!(wait_sockets_open(&listener, 0), 0, "{backend:?}: the relay socket is closed");
+        assert_eq!(shared.quota.current(), 0);
+        peer.send_to(b"too late", relayed).unwrap();
+        client.socket.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        assert_eq!(client.recv(&mut buf), None, "{backend:?}: nothing relayed after the delete");
+        assert_eq!(shared.metrics.peer_to_client().0, 2);
+        assert!(listener.stop(), "{backend:?}");
+    }
+}
+
+#[test]
+fn a_loopback_peer_is_refused_403_unless_allowed() {
+    for backend in BACKENDS {
+        let (listener, _) = start(&config((61200, 61209), ""), backend, 1);
+        let mut client = UdpClient::new(listener.local_addr());
+        assert_eq!(code(&client.allocate(AllocateOptions::default())), 0);
+        let peer = peer();
+        assert_eq!(code(&client.permit(&[peer.local_addr().unwrap()])), 403, "{backend:?}");
+        // Nor does a Send indication reach it.
+        let mut buf = [0u8; 256];
+        let len = client.client.send_indication(
+            &mut buf,
+            TransactionId([2; 12]),
+            peer.local_addr().unwrap(),
+            b"x",
+            false,
+        );
+        client.send(&buf[..len.unwrap()]);
+        peer.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        assert!(peer.recv_from(&mut buf).is_err(), "{backend:?}: nothing reaches a refused peer");
+        assert!(listener.stop());
+    }
+}
+
+#[test]
+fn even_port_with_a_reservation_gives_an_even_port_then_the_next() {
+    for backend in BACKENDS {
+        let (listener, shared) = start(&config((61300, 61399), ""), backend, 1);
+        let mut first = UdpClient::new(listener.local_addr());
+        let even = first.allocate(AllocateOptions { even_port: Some(true), ..AllocateOptions::default() });
+        assert_eq!(code(&even), 0, "{backend:?}: {even:?}");
+        let port = even.relayed[0].port();
+        assert_eq!(port % 2, 0, "{backend:?}: {port}");
+        let token = even.reservation_token.expect("a RESERVATION-TOKEN");
+        assert_eq!(wait_sockets_open(&listener, 2), 2, "the reserved port is held open");
+
+        let mut second = UdpClient::new(listener.local_addr());
+        let reserved =
+            second.allocate(AllocateOptions { reservation_token: Some(token), ..AllocateOptions::default() });
+        assert_eq!(code(&reserved), 0, "{backend:?}: {reserved:?}");
+        assert_eq!(reserved.relayed, vec![SocketAddr::new(ip(SERVER_IP), port + 1)]);
+
+        // Without the R bit: an even port, no token.
+        let mut third = UdpClient::new(listener.local_addr());
+        let plain = third.allocate(AllocateOptions { even_port: Some(false), ..AllocateOptions::default() });
+        assert_eq!(code(&plain), 0);
+        assert_eq!(plain.relayed[0].port() % 2, 0);
+        assert_eq!(plain.reservation_token, None);
+        assert_eq!(shared.quota.current(), 3);
+        assert!(listener.stop());
+        // The engine gives no worker a last turn, so the servers free their allocations as they
+        // are dropped: the quota (shared with TCP and TLS) comes back.
+        assert_eq!(shared.quota.current(), 0, "{backend:?}");
+    }
+}
+
+#[test]
+fn a_dual_allocation_binds_a_relay_of_each_family() {
+    for backend in BACKENDS {
+        let extra = format!("relay-ip={SERVER_IP}\nrelay-ip=::1");
+        let (listener, _) = start(&config((61400, 61499), &extra), backend, 1);
+        assert_eq!(listener.relay_ips(), &[ip(SERVER_IP), ip("::1")]);
+        let mut client = UdpClient::new(listener.local_addr());
+        let dual = client.allocate(AllocateOptions {
+            additional_family: Some(stun::AddressFamily::V6),
+            ..AllocateOptions::default()
+        });
+        assert_eq!(code(&dual), 0, "{backend:?}: {dual:?}");
+        assert_eq!(dual.relayed.len(), 2, "{dual:?}");
+        assert_eq!((dual.relayed[0].ip(), dual.relayed[1].ip()), (ip(SERVER_IP), ip("::1")));
+        assert!(dual.relayed.iter().all(|r| (61400..=61499).contains(&r.port())));
+        assert_eq!(wait_sockets_open(&listener, 2), 2);
+        assert_eq!(code(&client.refresh(Some(0))), 0);
+        assert_eq!(wait_sockets_open(&listener, 0), 0, "{backend:?}");
+        assert!(listener.stop());
+    }
+}
+
+#[test]
+fn a_full_port_range_answers_508_and_a_freed_port_is_used_again() {
+    for backend in BACKENDS {
+        // One port: the engine allows one relay socket per worker.
+        let (listener, _) = start(&config((61500, 61500), "total-quota=10"), backend, 1);
+        let mut first = UdpClient::new(listener.local_addr());
+        let allocated = first.allocate(AllocateOptions::default());
+        assert_eq!(code(&allocated), 0, "{backend:?}: {allocated:?}");
+        assert_eq!(allocated.relayed[0].port(), 61500);
+        let mut second = UdpClient::new(listener.local_addr());
+        assert_eq!(code(&second.allocate(AllocateOptions::default())), 508, "{backend:?}");
+
+        assert_eq!(code(&first.refresh(Some(0))), 0);
+        // The port is free once the engine has closed the descriptor (a loop turn or two).
+        assert_eq!(wait_sockets_open(&listener, 0), 0);
+        let again = second.allocate(AllocateOptions::default());
+        assert_eq!(code(&again), 0, "{backend:?}: {again:?}");
+        assert_eq!(again.relayed[0].port(), 61500);
+        assert!(listener.stop());
+    }
+}
+
+#[test]
+fn a_wildcard_listener_needs_an_address_to_announce() {
+    let mut config = config((61600, 61609), "");
+    config.listening_ips.clear();
+    let shared = std::sync::Arc::new(turn::server::Shared::new(&config));
+    let error =
+        start_udp(&config, shared, [7; 32], &engine_config(engine::BackendChoice::Mmsg, 1)).unwrap_err();
+    assert!(error.contains("relay-ip"), "{error}");
+
+    // With an external-ip the relays bind the wildcard and the external address is announced.
+    config.external_ips.push(turn::config::ExternalIp { public: ip("203.0.113.5"), private: None });
+    let (listener, _) = start(&config, engine::BackendChoice::Mmsg, 1);
+    assert_eq!(listener.relay_ips(), &[ip("0.0.0.0")]);
+    // Answers leave with the kernel's source address for the client: talk to 127.0.0.1.
+    let server = SocketAddr::new(ip("127.0.0.1"), listener.local_addr().port());
+    let mut client = UdpClient::new(server);
+    let allocated = client.allocate(AllocateOptions::default());
+    assert_eq!(code(&allocated), 0, "{allocated:?}");
+    assert_eq!(allocated.relayed[0].ip(), ip("203.0.113.5"));
+    assert!((61600..=61609).contains(&allocated.relayed[0].port()));
+    assert_eq!(allocated.outcome, Outcome::Success);
+    assert!(listener.stop());
+}
