@@ -330,5 +330,5 @@ pub fn parse_data_indication(bytes: &[u8]) -> Option<(SocketAddr, &[u8])> {
 
 /// Whether a datagram from the server is ChannelData rather than STUN (RFC 8656 §12).
 pub fn is_channel_data(bytes: &[u8]) -> bool {
-    bytes.first().is_some_and(|b| (0x40..=0x4f).contains(b))
+    bytes.first().is_some_and(|b| (0x40..=0x7f).contains(b))
 }

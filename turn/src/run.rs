@@ -20,6 +20,7 @@ use crate::net::{
     self, CertStore, Limits, MetricsEndpoint, NetStats, StreamListener, WorkerHandle, WorkerSetup,
 };
 use crate::server::{Server, Shared, Transport};
+use crate::udp::{self, UdpListener};
 
 /// How often the certificate files are checked for a change.
 pub const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -63,7 +64,7 @@ pub fn run(config: &TurnConfig) -> Result<(), RunError> {
     SystemRandom::new().fill(&mut nonce_key).map_err(|_| RunError::Io("no system randomness".into()))?;
 
     let listeners = bind_stream_listeners(config)?;
-    start_udp(config, &shared, nonce_key);
+    let udp = start_udp(config, &shared, nonce_key)?;
     let workers = start_stream_workers(config, &listeners, certs.as_ref(), &shared, &stats, nonce_key)?;
     if config.prometheus {
         start_metrics(config, &shared, &stats)?;
@@ -94,6 +95,11 @@ pub fn run(config: &TurnConfig) -> Result<(), RunError> {
     }
     for worker in workers {
         worker.join();
+    }
+    if let Some(udp) = udp
+        && !udp.stop()
+    {
+        eprintln!("turn: the UDP workers did not stop in time");
     }
     eprintln!("turn: stopped");
     Ok(())
@@ -155,19 +161,24 @@ fn bind_stream_listeners(config: &TurnConfig) -> Result<Vec<StreamListener>, Run
     Ok(listeners)
 }
 
-// ----- UDP: the packet engine's listener starts here. -------------------------------------
-//
-// When it lands: start the engine's workers on `listening-port` of every listening address,
-// each with its own `Server::new(config, Arc::clone(shared), nonce_key)` (the same nonce key
-// as the stream workers, so a nonce from one transport is good on the other), and stop them
-// in `run` next to the stream workers. Until then the daemon says so once, at start.
-fn start_udp(config: &TurnConfig, _shared: &Arc<Shared>, _nonce_key: [u8; 32]) {
-    if !config.no_udp {
-        eprintln!(
-            "turn: UDP is not served yet (the packet-engine listener is not wired in): TURN over TCP and \
-             TLS only"
-        );
+/// TURN over UDP on the packet engine, unless `no-udp`: one `Server` per engine worker, on
+/// the same quota, metrics and nonce key as the stream workers (a nonce from one transport is
+/// good on the other).
+fn start_udp(
+    config: &TurnConfig,
+    shared: &Arc<Shared>,
+    nonce_key: [u8; 32],
+) -> Result<Option<UdpListener>, RunError> {
+    if config.no_udp {
+        return Ok(None);
     }
+    let engine = udp::engine_defaults();
+    let listener = udp::start_udp(config, Arc::clone(shared), nonce_key, &engine).map_err(RunError::Io)?;
+    for note in listener.notes() {
+        eprintln!("turn: {note}");
+    }
+    eprintln!("turn: listening on {} (UDP)", listener.local_addr());
+    Ok(Some(listener))
 }
 
 /// One stream worker per core, each with its own `Server` on the shared quota and metrics.

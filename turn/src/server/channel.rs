@@ -22,13 +22,18 @@ use std::fmt;
 /// Bytes of the ChannelData header.
 pub const CHANNEL_HEADER_LEN: usize = 4;
 
-/// A channel number in 0x4000..=0x4FFF (RFC 8656 §12).
+/// A channel number in 0x4000..=0x7FFF.
+///
+/// RFC 8656 §12 narrowed the range to 0x4000..=0x4FFF, leaving the rest reserved; RFC 5766
+/// allowed 0x4000..=0x7FFF, and coturn and its clients (turnutils_uclient draws numbers from
+/// the whole of it) still use that. A server for people moving off coturn takes both: the
+/// reserved part has no other meaning a TURN server could confuse it with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelNumber(u16);
 
 impl ChannelNumber {
     pub const MIN: u16 = 0x4000;
-    pub const MAX: u16 = 0x4FFF;
+    pub const MAX: u16 = 0x7FFF;
 
     /// `None` outside the range a client may bind.
     pub fn new(number: u16) -> Option<Self> {
@@ -47,7 +52,7 @@ impl fmt::Display for ChannelNumber {
 }
 
 /// Reads a ChannelData message: its channel and application data. `None` when the number is
-/// outside 0x4000..=0x4FFF or the data is shorter than the length says; bytes after the data
+/// outside 0x4000..=0x7FFF or the data is shorter than the length says; bytes after the data
 /// (padding) are ignored.
 pub fn parse_channel_data(bytes: &[u8]) -> Option<(ChannelNumber, &[u8])> {
     let header = bytes.get(..CHANNEL_HEADER_LEN)?;
@@ -86,9 +91,10 @@ mod tests {
         assert_eq!(parse_channel_data(&buf[..12]), Some((channel, &b"hello"[..])));
         assert_eq!(parse_channel_data(&buf[..8]), None, "shorter than its length");
         assert_eq!(write_channel_data(&mut buf[..8], channel, b"hello", false), None);
-        assert_eq!(parse_channel_data(&[0x50, 0, 0, 0]), None);
+        assert_eq!(parse_channel_data(&[0x80, 0, 0, 0]), None);
         assert_eq!(ChannelNumber::new(0x3fff), None);
-        assert_eq!(ChannelNumber::new(0x5000), None);
+        assert_eq!(ChannelNumber::new(0x8000), None);
+        assert_eq!(ChannelNumber::new(0x7fff).map(ChannelNumber::get), Some(0x7fff), "RFC 5766's range");
         assert_eq!(channel.to_string(), "0x4001");
     }
 }

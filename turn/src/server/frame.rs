@@ -9,7 +9,7 @@ use stun::{HEADER_LEN, MAGIC_COOKIE};
 /// since a stream cannot be resynchronised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameError {
-    /// The first two bits are 10 or 11, or a channel number in the reserved 0x5000..=0x7FFF.
+    /// The first two bits are 10 or 11.
     NotTurn,
     /// A STUN header with the wrong magic cookie or a length that is not a multiple of 4.
     BadStunHeader,
@@ -42,7 +42,7 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
             }
             Ok(Some(HEADER_LEN + length))
         }
-        0b01 if first <= 0x4f => {
+        0b01 => {
             let Some(length) = buf.get(2..4) else { return Ok(None) };
             let length = usize::from(u16::from_be_bytes([length[0], length[1]]));
             Ok(Some(4 + length.next_multiple_of(4)))
@@ -65,7 +65,8 @@ mod tests {
         assert_eq!(frame_len(&[]), Ok(None));
         assert_eq!(frame_len(&[0x40, 0x00, 0x00, 0x05, 1]), Ok(Some(12)), "padded to 4 over streams");
         assert_eq!(frame_len(&[0x4f, 0xff, 0x00]), Ok(None));
-        assert_eq!(frame_len(&[0x50, 0, 0, 4]), Err(FrameError::NotTurn));
+        assert_eq!(frame_len(&[0x50, 0, 0, 4]), Ok(Some(8)), "RFC 5766's channel range");
+        assert_eq!(frame_len(&[0x80, 0, 0, 4]), Err(FrameError::NotTurn));
         assert_eq!(frame_len(&[0x80]), Err(FrameError::NotTurn));
         stun[4] = 0;
         assert_eq!(frame_len(&stun), Err(FrameError::BadStunHeader));

@@ -174,9 +174,9 @@ impl Server {
     /// message as [`frame_len`] measured it.
     pub fn handle_client(&mut self, now: Now, tuple: &ClientTuple, bytes: &[u8], io: &mut impl TurnIo) {
         match bytes.first() {
-            // RFC 7983 / RFC 8656 §12: 0b00 is STUN, 0x40..=0x4F ChannelData.
+            // RFC 7983 / RFC 8656 §12: 0b00 is STUN, 0b01 ChannelData (see `ChannelNumber`).
             Some(0x00..=0x3f) => self.stun_from_client(now, tuple, bytes, io),
-            Some(0x40..=0x4f) => self.channel_data_from_client(now, tuple, bytes, io),
+            Some(0x40..=0x7f) => self.channel_data_from_client(now, tuple, bytes, io),
             _ => self.dropped(DropReason::Malformed),
         }
     }
