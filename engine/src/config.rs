@@ -71,6 +71,16 @@ pub struct EngineConfig {
     /// TURN server's relay sockets); 0 allows none. Each is one file descriptor, so the
     /// process's descriptor limit must cover `workers x max_sockets_per_worker`.
     pub max_sockets_per_worker: usize,
+    /// Deliver every datagram from one source IP address to the same worker, whatever its
+    /// source port, instead of spreading them by the kernel's hash of the 4-tuple. A data plane
+    /// that keeps per-client state on one core needs it: a TURN client's two allocations (an
+    /// RTP/RTCP pair, a RESERVATION-TOKEN) must meet on the worker that holds the first.
+    /// [`worker_for_source_ip`](crate::worker_for_source_ip) says which worker an address
+    /// reaches. Attaches a classic BPF program to the listener's SO_REUSEPORT group (Linux 4.5+);
+    /// the engine must own the whole group (no other process bound to the same port with
+    /// SO_REUSEPORT) and fails to start when the kernel refuses the program. Many clients
+    /// behind one NAT address all land on one worker. No effect with one worker.
+    pub steer_by_source_ip: bool,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +101,7 @@ impl Default for EngineConfig {
             socket_buffer: 4 << 20,
             drain_timeout_ms: 2000,
             max_sockets_per_worker: 0,
+            steer_by_source_ip: false,
         }
     }
 }

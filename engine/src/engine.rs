@@ -14,6 +14,7 @@ use crate::handler::{Handler, WorkerId};
 use crate::mesh;
 use crate::pool::{PacketPool, PoolError, SLOT_SIZE};
 use crate::socket;
+use crate::steer;
 use crate::wake::Waker;
 use crate::worker::sockets::SocketTable;
 use crate::worker::{Core, Ready, Shutdown, WorkerSetup, mmsg, uring};
@@ -45,6 +46,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// `steer_by_source_ip` was configured and the kernel refused the reuseport program.
+    Steer(std::io::Error),
     Worker {
         worker: WorkerId,
         source: std::io::Error,
@@ -67,6 +70,10 @@ impl fmt::Display for StartError {
                 write!(f, "engine.backend = \"io_uring\" but the kernel refused it: {e}")
             }
             Self::Bind { addr, source } => write!(f, "cannot bind the media port {addr}: {source}"),
+            Self::Steer(e) => write!(
+                f,
+                "engine.steer_by_source_ip = true but the kernel refused the SO_REUSEPORT BPF program: {e}"
+            ),
             Self::Worker { worker, source } => write!(f, "worker {} failed to start: {source}", worker.0),
             Self::Io(e) => write!(f, "{e}"),
         }
@@ -165,7 +172,9 @@ impl Engine {
             if pool.is_locked() { "locked in RAM" } else { "not locked" }
         );
 
-        // The first bind resolves port 0; the others join it through SO_REUSEPORT.
+        // The first bind resolves port 0; the others join it through SO_REUSEPORT. Bound in
+        // worker order: the group numbers its sockets by bind order, and the steering program
+        // returns a worker's index as a socket's index.
         let mut sockets = Vec::with_capacity(workers);
         let mut addr = config.listen;
         for _ in 0..workers {
@@ -173,6 +182,10 @@ impl Engine {
                 .map_err(|source| StartError::Bind { addr, source })?;
             addr = socket.local_addr()?;
             sockets.push(socket);
+        }
+        if config.steer_by_source_ip && workers > 1 {
+            steer::attach(&sockets[0], workers).map_err(StartError::Steer)?;
+            tracing::info!("listener: datagrams steered to {workers} workers by source IP address");
         }
 
         let wakers: Arc<[Waker]> = (0..workers).map(|_| Waker::new()).collect::<Result<Vec<_>, _>>()?.into();

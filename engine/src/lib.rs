@@ -31,6 +31,9 @@
 //! and nothing grows. The sockets a handler opens are bounded by `max_sockets_per_worker`;
 //! [`Output::close_socket`] says what closing one guarantees.
 //!
+//! The kernel spreads the listener's datagrams over the workers by a hash of the 4-tuple, or,
+//! with `steer_by_source_ip`, by source address alone ([`worker_for_source_ip`]).
+//!
 //! Two backends implement the loop: io_uring (a multishot recvmsg per socket into one provided
 //! buffer ring made of pool slots) and, where io_uring is refused, recvmmsg/sendmmsg driven by
 //! epoll.
@@ -45,6 +48,7 @@ mod mesh;
 mod pool;
 mod socket;
 pub mod spsc;
+mod steer;
 mod wake;
 mod worker;
 
@@ -57,3 +61,4 @@ pub use handler::{
     WorkerId,
 };
 pub use pool::{FreeList, PacketPool, PoolError, SLOT_SIZE, SlotId};
+pub use steer::worker_for_source_ip;

@@ -468,7 +468,7 @@ fn channel_bind_rules() {
     let mut client = ada();
     h.allocated(&udp(1), &mut client);
     assert_eq!(code(&h.bind(&udp(1), &mut client, 0x3fff, addr(PEER))), 400);
-    assert_eq!(code(&h.bind(&udp(1), &mut client, 0x5000, addr(PEER))), 400);
+    assert_eq!(code(&h.bind(&udp(1), &mut client, 0x8000, addr(PEER))), 400);
     let no_peer = h.exchange(&udp(1), &mut client, &|c, buf, t| {
         c.request(buf, Method::CHANNEL_BIND, t, |m| m.channel_number(0x4000).map(drop))
     });
@@ -804,7 +804,7 @@ fn malformed_input_is_dropped_and_counted() {
     let len = client.binding(&mut buf, TransactionId([1; 12])).unwrap();
     buf[len - 1] ^= 1; // FINGERPRINT broken
     let junk: [&[u8]; 6] =
-        [b"", &[0xff; 40], &[0x00, 0x01, 0x00], &[0x40, 0x00, 0x00, 0x10, 1], &[0x50, 0, 0, 0], &buf[..len]];
+        [b"", &[0xff; 40], &[0x00, 0x01, 0x00], &[0x40, 0x00, 0x00, 0x10, 1], &[0x80, 0, 0, 0], &buf[..len]];
     for bytes in junk {
         assert!(h.client_sends(&udp(1), bytes).is_empty(), "{bytes:?}");
     }

@@ -2,13 +2,13 @@
 //! configuration handling, and the TLS certificate reload.
 //!
 //! `turnutils_uclient` (Debian package coturn, installed by scripts/install-test-deps.sh) runs
-//! against our daemon over TCP (`-t`) and TLS (`-S`), with REST API credentials (`-W`), to a
+//! against our daemon over UDP, TCP (`-t`) and TLS (`-S`), with REST API credentials (`-W`), to a
 //! `turnutils_peer` echo server on 127.0.0.2 (127.0.0.1 is the daemon's own address, which
 //! it never relays to). Without `-c` every uclient session is an RTP/RTCP pair: the RTP
 //! allocation asks for EVEN-PORT with the R bit and the RTCP one redeems the RESERVATION-TOKEN
-//! on a second connection. With `-s` the data goes as Send and Data indications: coturn's
-//! clients draw channel numbers from RFC 5766's 0x4000..=0x7FFF, and RFC 8656 §12 (which the
-//! server follows) allows only 0x4000..=0x4FFF, so three binds in four would get 400.
+//! on a second connection. The data goes as Send and Data indications (`-s`) or through
+//! channels (ChannelBind, then ChannelData; uclient draws channel numbers from RFC 5766's
+//! 0x4000..=0x7FFF, which the server accepts, see `ChannelNumber`). Over UDP as well.
 //!
 //! Everything stays on loopback. Each test bounds its own time, and every child process is
 //! killed by a guard when the test ends, however it ends.
@@ -313,13 +313,43 @@ fn relays(output: &str) -> Vec<(u16, bool)> {
 const SESSIONS: u64 = 4;
 const MESSAGES: u64 = 10;
 
+/// How uclient reaches the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        }
+    }
+}
+
+/// How the data goes: Send and Data indications (`-s`), or ChannelBind then ChannelData.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Data {
+    Indications,
+    Channels,
+}
+
 /// `turnutils_uclient` with two RTP/RTCP pairs, 10 messages of 120 bytes from each session,
-/// via Send indications (with DONT-FRAGMENT, `-g`), to the echo peer; returns its output.
-fn uclient(secure: bool, port: u16, peer_port: u16) -> String {
+/// (with DONT-FRAGMENT, `-g`), to the echo peer; returns its output.
+fn uclient(transport: Transport, data: Data, port: u16, peer_port: u16) -> String {
     let mut command = Command::new("turnutils_uclient");
-    command.args(["-t", "-s", "-g", "-X", "-v"]);
-    if secure {
-        command.arg("-S");
+    command.args(["-g", "-X", "-v"]);
+    match transport {
+        Transport::Udp => {}
+        Transport::Tcp => drop(command.arg("-t")),
+        Transport::Tls => drop(command.args(["-t", "-S"])),
+    }
+    if data == Data::Indications {
+        command.arg("-s");
     }
     command
         .args(["-m", &SESSIONS.to_string(), "-n", &MESSAGES.to_string(), "-l", "120", "-z", "10"])
@@ -331,13 +361,20 @@ fn uclient(secure: bool, port: u16, peer_port: u16) -> String {
     out.stdout + &out.stderr
 }
 
-fn interop(secure: bool) {
+fn interop(transport: Transport, data: Data) {
     install_test_deps(&repo_root());
     let _one_at_a_time = UCLIENT.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = TempDir::new(if secure { "tls" } else { "tcp" });
+    let dir = TempDir::new(transport.name());
     install(&pki("interop"), &dir);
-    let relay_range = if secure { (46000, 46999) } else { (47000, 47999) };
-    let daemon = Daemon::start(&dir, |ports| base_config(&dir, ports, relay_range));
+    let relay_range = match transport {
+        Transport::Udp => (45000, 45999),
+        Transport::Tcp => (47000, 47999),
+        Transport::Tls => (46000, 46999),
+    };
+    let daemon = Daemon::start(&dir, |ports| {
+        let config = base_config(&dir, ports, relay_range);
+        if transport == Transport::Udp { config.replace("no-udp\n", "") } else { config }
+    });
     let peer_port = free_udp_port(PEER_IP);
     let _peer = Guard(
         Command::new("turnutils_peer")
@@ -351,8 +388,8 @@ fn interop(secure: bool) {
     std::thread::sleep(Duration::from_millis(300)); // the peer binds its socket
 
     let started = Instant::now();
-    let port = if secure { daemon.ports.tls } else { daemon.ports.tcp };
-    let output = uclient(secure, port, peer_port);
+    let port = if transport == Transport::Tls { daemon.ports.tls } else { daemon.ports.tcp };
+    let output = uclient(transport, data, port, peer_port);
     let elapsed = started.elapsed();
 
     let totals = totals(&output).unwrap_or_else(|| panic!("no totals in uclient's output:\n{output}"));
@@ -372,26 +409,38 @@ fn interop(secure: bool) {
     }
 
     let metrics = daemon.metrics();
-    let transport = if secure { "tls" } else { "tcp" };
-    let accepted =
-        sample(&metrics, &format!("turn_stream_connections_accepted_total{{transport=\"{transport}\"}}"));
-    assert!(accepted >= SESSIONS, "a connection per session: {metrics}");
+    let name = transport.name();
+    if transport != Transport::Udp {
+        let accepted =
+            sample(&metrics, &format!("turn_stream_connections_accepted_total{{transport=\"{name}\"}}"));
+        assert!(accepted >= SESSIONS, "a connection per session: {metrics}");
+    }
     assert_eq!(sample(&metrics, "turn_relayed_packets_total{direction=\"client_to_peer\"}"), expected);
     assert_eq!(sample(&metrics, "turn_relayed_packets_total{direction=\"peer_to_client\"}"), expected);
     let (status, log) = daemon.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status}\n{log}");
     assert!(log.contains("turn: stopped"), "{log}");
-    eprintln!("uclient over {transport}: {expected} messages each way, none lost, in {elapsed:?}");
+    eprintln!("uclient over {name} ({data:?}): {expected} messages each way, none lost, in {elapsed:?}");
+}
+
+#[test]
+fn uclient_over_udp_relays_every_message_through_channels_with_reserved_port_pairs() {
+    interop(Transport::Udp, Data::Channels);
+}
+
+#[test]
+fn uclient_over_udp_relays_every_message_as_indications() {
+    interop(Transport::Udp, Data::Indications);
 }
 
 #[test]
 fn uclient_over_tcp_relays_every_message_with_reserved_port_pairs() {
-    interop(false);
+    interop(Transport::Tcp, Data::Indications);
 }
 
 #[test]
-fn uclient_over_tls_relays_every_message_with_reserved_port_pairs() {
-    interop(true);
+fn uclient_over_tls_relays_every_message_through_channels_with_reserved_port_pairs() {
+    interop(Transport::Tls, Data::Channels);
 }
 
 fn run_turn(args: &[&str]) -> harness::Output {

@@ -53,7 +53,9 @@ pub use relays::MAX_BIND_FAILURES;
 /// allows it (relayed media is end-to-end encrypted; the bridge, which decrypts, requires the
 /// lock).
 pub fn engine_defaults() -> EngineConfig {
-    EngineConfig { lock_memory: MemoryLock::BestEffort, ..EngineConfig::default() }
+    // All of a client address's ports on one worker: an RTP/RTCP pair's RESERVATION-TOKEN is
+    // redeemed on the worker that issued it.
+    EngineConfig { lock_memory: MemoryLock::BestEffort, steer_by_source_ip: true, ..EngineConfig::default() }
 }
 
 /// The running UDP listener: its engine, and what it was started with.
