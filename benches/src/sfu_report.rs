@@ -158,14 +158,37 @@ pub fn median(mut values: Vec<f64>) -> f64 {
 
 /// Loss below which a rate counts as lossless.
 pub const LOSSLESS: f64 = 0.001;
+/// The share of the offered rate loadgen must really send for a run to count. A sender that
+/// falls behind skips frames rather than numbering them, so they are never lost: without this
+/// check, an overloaded load generator would look like a lossless bridge.
+pub const KEPT_UP: f64 = 0.97;
+
+/// One run of the search.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Step {
+    pub offered_pps: u64,
+    /// What loadgen really sent, packets/s.
+    pub sent_pps: f64,
+    pub loss: f64,
+}
+
+impl Step {
+    pub fn kept_up(&self) -> bool {
+        self.sent_pps >= KEPT_UP * self.offered_pps as f64
+    }
+
+    pub fn lossless(&self) -> bool {
+        self.loss < LOSSLESS && self.kept_up()
+    }
+}
 
 /// The outcome of [`max_pps_lossless`].
 #[derive(Clone, Debug, Default)]
 pub struct Search {
-    /// The highest offered rate that lost less than [`LOSSLESS`]; 0 if none did.
+    /// The highest offered rate that lost less than [`LOSSLESS`] and that loadgen kept up
+    /// with ([`KEPT_UP`]); 0 if none did.
     pub max_pps_lossless: u64,
-    /// Every step: offered packets/s, loss.
-    pub steps: Vec<(u64, f64)>,
+    pub steps: Vec<Step>,
     /// The run at half of `max_pps_lossless`.
     pub half_load: Option<MeetingSample>,
 }
@@ -190,10 +213,17 @@ pub fn max_pps_lossless(settings: &SfuSettings, steps: usize, window: Duration) 
     for _ in 0..steps {
         let run = at(rate, Receive::Nap, window);
         let offered = run.offered_pps();
-        let loss = meeting::measure(&run, false)?.loss();
-        eprintln!("[max-pps] {offered:>7} pkt/s offered: loss {:.3}%", loss * 100.0);
-        search.steps.push((offered, loss));
-        if loss < LOSSLESS {
+        let sample = meeting::measure(&run, false)?;
+        let report = &sample.report;
+        let sent_pps = report.packets_out as f64 / report.duration.as_secs_f64().max(1e-9);
+        let step = Step { offered_pps: offered, sent_pps, loss: sample.loss() };
+        eprintln!(
+            "[max-pps] {offered:>7} pkt/s offered, {sent_pps:>9.0} sent: loss {:.3}%{}",
+            step.loss * 100.0,
+            if step.kept_up() { "" } else { " (loadgen fell behind: does not count)" }
+        );
+        search.steps.push(step);
+        if step.lossless() {
             good = good.max(Some(offered));
         } else {
             bad = Some(bad.map_or(offered, |b: u64| b.min(offered)));

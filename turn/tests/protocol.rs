@@ -152,6 +152,10 @@ fn another_users_credentials_on_an_allocation_get_441() {
     assert!(response.signed, "signed with the key that authenticated the request");
     let response = h.refresh(&udp(1), &mut intruder, Some(0));
     assert_eq!(code(&response), 441);
+    // An Allocate on the taken 5-tuple is an allocation mismatch, whoever asks (RFC 8656 §7.2).
+    let response =
+        h.exchange(&udp(1), &mut intruder, &|c, buf, t| c.allocate(buf, t, &AllocateOptions::default()));
+    assert_eq!(code(&response), 437);
     assert_eq!(h.server.allocations(), 1, "the allocation stays");
 }
 

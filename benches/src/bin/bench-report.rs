@@ -765,7 +765,7 @@ fn print_sfu_table(summaries: &[Summary], extras: &SfuExtras) {
          kernel-per-core, kernel (1 thread) at the same fan-out (fan-out 1 for the meeting)"
     );
     println!(
-        "latency = one-way, whole run, receivers napping 1 ms between reads (up to 1 ms of it is theirs)"
+        "latency = one-way, sender's stamp to the kernel's arrival stamp at the receiver, warm-up excluded; video paced at 2.5x its rate"
     );
     println!();
     println!(
@@ -807,8 +807,11 @@ fn print_sfu_table(summaries: &[Summary], extras: &SfuExtras) {
         );
     }
     let search = &extras.search;
-    let steps: Vec<String> =
-        search.steps.iter().map(|(pps, loss)| format!("{pps} ({:.3}%)", loss * 100.0)).collect();
+    let steps: Vec<String> = search
+        .steps
+        .iter()
+        .map(|s| format!("{} ({:.3}%, sent {:.0})", s.offered_pps, s.loss * 100.0, s.sent_pps))
+        .collect();
     println!();
     println!(
         "meeting, highest offered rate with loss < {:.1}%: {} pkt/s in (steps: {})",
@@ -890,7 +893,7 @@ fn add_sfu_json(json: &mut serde_json::Value, summaries: &[Summary], extras: &Sf
         .search
         .steps
         .iter()
-        .map(|(pps, loss)| json!({"offered_pps": pps, "loss": round(*loss, 6)}))
+        .map(|s| json!({"offered_pps": s.offered_pps, "sent_pps": round(s.sent_pps, 0), "loss": round(s.loss, 6)}))
         .collect();
     object.insert("max_pps_search".to_owned(), json!(steps));
 }

@@ -4,7 +4,7 @@
 //! 5-tuple must come from the user who made it (441).
 
 use ring::hmac;
-use stun::{AttrType, Class, ErrorCode, Message};
+use stun::{AttrType, Class, ErrorCode, Message, Method};
 
 use crate::auth::NonceCheck;
 
@@ -63,8 +63,9 @@ impl Server {
             return self.refuse(now, tuple, &unsigned, io);
         };
         let key = key.hmac().clone();
-        if self.table.get(tuple).is_some() {
-            // Someone else's valid credentials on this 5-tuple.
+        if self.table.get(tuple).is_some() && message.method() != Method::ALLOCATE {
+            // Someone else's valid credentials on this 5-tuple (RFC 8656 §5). An Allocate goes
+            // on to the 437 Allocation Mismatch of §7.2 instead, as for its own user.
             self.sent(Reply::to(message, Some(&key)).error(io, tuple, ErrorCode::WRONG_CREDENTIALS));
             return None;
         }
