@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Our `turn` against coturn with the shared benchmark (../shared/bench/turn-vs-coturn.sh, which
+# drives both with coturn's turnutils_uclient and turnutils_peer on loopback).
+#
+# Each scenario runs in its own invocation, so both servers start fresh every time: uclient
+# leaves its allocations behind when it exits, and a later run whose client happens to get the
+# same ephemeral port would meet one of them (437 Allocation Mismatch) on either server.
+#
+#   scripts/turn-vs-coturn.sh [--quick] [SCENARIO ...]
+#
+# Needs coturn (scripts/install-test-deps.sh installs it), openssl and a release build, which
+# this script makes. RFC 6062 TCP relaying (tcprelay_*) is not implemented, so it is not run.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=${TURN_BENCH:-$ROOT/../shared/bench/turn-vs-coturn.sh}
+QUICK=()
+if [[ ${1:-} == --quick ]]; then QUICK=(--quick); shift; fi
+SCENARIOS=("$@")
+if [[ ${#SCENARIOS[@]} == 0 ]]; then
+  SCENARIOS=(udp_m10_l120_z20 udp_m50_l120_z20 udp_m100_l120_z20 udp_m100_l1200_z20 udp_m20_l120_z1
+             udp_m40_l120_z1 udp_m40_l1200_z1 udp_send_m20_l120_z1 tcp_m20_l120_z1
+             tls_norctp_m20_l120_z1 udp_flood_m10_l120)
+fi
+
+[[ -f $BENCH ]] || { echo "turn-vs-coturn: $BENCH not found (set TURN_BENCH)" >&2; exit 2; }
+bash "$ROOT/scripts/install-test-deps.sh"
+cargo build --release -q -p turn --manifest-path "$ROOT/Cargo.toml"
+TURN_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/turn
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/turn-vs-coturn.XXXXXX")
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1
+SECRET=bench-secret-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
+# The echo peer is on 127.0.0.1, the daemon's own address: allowed explicitly, as the
+# benchmark requires (never in production). Relay ports apart from coturn's 40000-44999.
+cat > "$WORK/turn.conf" <<CONF
+listening-ip=127.0.0.1
+relay-ip=127.0.0.1
+listening-port=3479
+tls-listening-port=5350
+min-port=45000
+max-port=49999
+realm=bench.local
+use-auth-secret
+static-auth-secret=$SECRET
+cert=$WORK/cert.pem
+pkey=$WORK/key.pem
+allowed-peer-ip=127.0.0.1
+CONF
+
+for scenario in "${SCENARIOS[@]}"; do
+  echo "turn-vs-coturn: $scenario" >&2
+  timeout 900 bash "$BENCH" --mode compare "${QUICK[@]}" --label ours --port 3479 --tls-port 5350 \
+      --secret "$SECRET" --server-cmd "$TURN_BIN --config $WORK/turn.conf" \
+      --scenarios "$scenario" --outdir "$WORK/$scenario" > "$WORK/$scenario.log" 2>&1 \
+    || { echo "turn-vs-coturn: $scenario failed, see $WORK/$scenario.log" >&2; exit 1; }
+done
+bash "$BENCH" --summarize "$WORK"/*/results.jsonl
+echo "raw results: $WORK" >&2
