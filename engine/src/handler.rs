@@ -297,6 +297,14 @@ impl Output<'_> {
         self.core.close_socket(id)
     }
 
+    /// Sets whether what this handler's socket `id` sends may be fragmented (IPv4: the DF bit
+    /// set by "do"; IPv6: no fragmenting at this host). One system call: for a data plane that
+    /// changes it rarely (TURN's DONT-FRAGMENT), never per packet. `NotFound` for the listener
+    /// and for sockets not open.
+    pub fn set_dont_fragment(&mut self, id: SocketId, on: bool) -> io::Result<()> {
+        self.core.sockets.set_dont_fragment(id, on, &mut self.core.counters.syscalls)
+    }
+
     /// The address an open socket of this worker is bound to.
     pub fn local_addr(&self, id: SocketId) -> Option<SocketAddr> {
         self.core.sockets.local_addr(id)

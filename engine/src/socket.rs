@@ -65,6 +65,23 @@ fn bind(addr: SocketAddr, buffer: usize, shared: bool, syscalls: &mut u64) -> io
     Ok(UdpSocket::from(fd))
 }
 
+/// IPv4: IP_MTU_DISCOVER "do" sets the DF bit, "dont" clears it. IPv6 has no DF bit but a host
+/// may fragment what it sends; IPV6_DONTFRAG forbids that (RFC 3542 §11.2).
+pub fn set_dont_fragment(socket: &UdpSocket, v6: bool, on: bool) -> io::Result<()> {
+    let (level, name, value) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, libc::c_int::from(on))
+    } else {
+        let mode = if on { libc::IP_PMTUDISC_DO } else { libc::IP_PMTUDISC_DONT };
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, mode)
+    };
+    // SAFETY: the descriptor is open while `socket` is borrowed; `value` is a live c_int and
+    // its size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(socket.as_raw_fd(), level, name, (&raw const value).cast(), size_of::<libc::c_int>() as _)
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
 fn setsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: value is a live c_int and its size is passed.
     let rc = unsafe {

@@ -201,3 +201,67 @@ fn a_wildcard_listener_needs_an_address_to_announce() {
     assert_eq!(allocated.outcome, Outcome::Success);
     assert!(listener.stop());
 }
+
+/// The IP_MTU_DISCOVER mode of this process's UDP socket bound to `local`, found among the
+/// open descriptors (the engine's relay sockets live in this process).
+fn mtu_discover_mode(local: SocketAddr) -> Option<libc::c_int> {
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<libc::c_int>() else { continue };
+        let mut name: libc::sockaddr_in = unsafe_zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: getsockname writes at most `len` bytes into `name`, a live local; a descriptor
+        // that is not a socket (or went away) makes it fail, which is skipped.
+        if unsafe { libc::getsockname(fd, (&raw mut name).cast(), &mut len) } != 0
+            || i32::from(name.sin_family) != libc::AF_INET
+            || u16::from_be(name.sin_port) != local.port()
+        {
+            continue;
+        }
+        let mut mode: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes one c_int into `mode`, a live local.
+        let rc = unsafe {
+            libc::getsockopt(fd, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, (&raw mut mode).cast(), &mut len)
+        };
+        if rc == 0 {
+            return Some(mode);
+        }
+    }
+    None
+}
+
+fn unsafe_zeroed<T: Copy>() -> T {
+    // SAFETY: only used for sockaddr_in, plain C data for which all zero bytes are valid.
+    unsafe { std::mem::zeroed() }
+}
+
+#[test]
+fn dont_fragment_in_a_send_indication_sets_df_on_the_relay_socket() {
+    for backend in BACKENDS {
+        let (listener, _shared) = start(&config((61300, 61399), "allow-loopback-peers"), backend, 1);
+        let mut client = UdpClient::new(listener.local_addr());
+        let allocated = client.allocate(AllocateOptions::default());
+        let relayed = allocated.relayed[0];
+        let peer = peer();
+        let peer_addr = peer.local_addr().unwrap();
+        assert_eq!(code(&client.permit(&[peer_addr])), 0);
+        let default = mtu_discover_mode(relayed).expect("the relay socket is in this process");
+        assert_ne!(default, libc::IP_PMTUDISC_DO, "{backend:?}: the kernel's default until asked");
+
+        let mut buf = [0u8; 2048];
+        for (dont_fragment, mode) in [(true, libc::IP_PMTUDISC_DO), (false, libc::IP_PMTUDISC_DONT)] {
+            let len = client.client.send_indication(
+                &mut buf,
+                TransactionId([2; 12]),
+                peer_addr,
+                b"df",
+                dont_fragment,
+            );
+            client.send(&buf[..len.unwrap()]);
+            let (n, _) = peer_recv(&peer, &mut buf);
+            assert_eq!(&buf[..n], b"df");
+            assert_eq!(mtu_discover_mode(relayed), Some(mode), "{backend:?}: DONT-FRAGMENT {dont_fragment}");
+        }
+        assert!(listener.stop(), "{backend:?}");
+    }
+}

@@ -146,6 +146,17 @@ impl SocketTable {
         (entry.state == State::Open && entry.generation == id.generation).then_some(id.index)
     }
 
+    /// Whether datagrams sent from open socket `id` may be fragmented (IPv4: the DF bit; IPv6:
+    /// fragmenting at this host). `NotFound` for the listener (shared with other workers) and
+    /// for ids that are not open.
+    pub(crate) fn set_dont_fragment(&self, id: SocketId, on: bool, syscalls: &mut u64) -> io::Result<()> {
+        let index = self.sending_index(id).filter(|&i| i != 0).ok_or(io::ErrorKind::NotFound)?;
+        let entry = &self.entries[usize::from(index)];
+        let socket = entry.socket.as_ref().ok_or(io::ErrorKind::NotFound)?;
+        *syscalls += 1;
+        socket::set_dont_fragment(socket, entry.family == libc::AF_INET6, on)
+    }
+
     pub(crate) fn local_addr(&self, id: SocketId) -> Option<SocketAddr> {
         self.sending_index(id).map(|index| self.entries[usize::from(index)].local)
     }

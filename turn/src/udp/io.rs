@@ -34,13 +34,12 @@ impl TurnIo for EngineIo<'_, '_> {
 
     /// From the relay's own socket, the payload copied once into a fresh slot.
     ///
-    /// DONT-FRAGMENT (RFC 8656 §7.2, §11.2) is not applied: the engine has no per-socket
-    /// IP_MTU_DISCOVER setting, so relay sockets send with the kernel's default (IPv4
-    /// `IP_PMTUDISC_WANT`: DF set, datagrams above the known path MTU fragmented locally)
-    /// whatever the client asked. The TCP/TLS relays (`net::relay`) do set it per send.
+    /// DONT-FRAGMENT (RFC 8656 §7.2, §11.2) is set on the relay socket when a send first asks
+    /// for it and cleared when one later does not; until a client asks, the kernel's default
+    /// applies (IPv4 `IP_PMTUDISC_WANT`).
     #[inline]
-    fn to_peer(&mut self, relay: RelayId, peer: SocketAddr, payload: &[u8], _dont_fragment: bool) -> bool {
-        let Some(socket) = self.relays.socket(relay) else { return false };
+    fn to_peer(&mut self, relay: RelayId, peer: SocketAddr, payload: &[u8], dont_fragment: bool) -> bool {
+        let Some(socket) = self.relays.socket_for_send(relay, dont_fragment, self.out) else { return false };
         self.out.send(Destination::from_socket(socket, peer), |buf| {
             // A payload larger than a slot cannot have come in through one; nothing is sent.
             let _ = buf.extend_from_slice(payload);

@@ -26,6 +26,8 @@ struct Open {
     socket: SocketId,
     relay: RelayId,
     local: SocketAddr,
+    /// What the socket's DONT-FRAGMENT setting is (the kernel's default until first changed).
+    dont_fragment: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,11 +56,22 @@ impl RelaySockets {
         (open.socket == socket).then_some(open.relay)
     }
 
-    /// The engine socket of `relay`.
+    /// The socket of `relay`, its DONT-FRAGMENT setting made `on` first if it is not: one
+    /// system call when a client changes its mind, none otherwise. A setting the kernel refuses
+    /// leaves the socket as it was; the datagram still goes.
     #[inline]
-    pub fn socket(&self, relay: RelayId) -> Option<SocketId> {
-        let open = self.entries.get((relay.0 & 0xffff) as usize)?.open?;
-        (open.relay == relay).then_some(open.socket)
+    pub fn socket_for_send(&mut self, relay: RelayId, on: bool, out: &mut Output<'_>) -> Option<SocketId> {
+        let open = self.entries.get_mut((relay.0 & 0xffff) as usize)?.open.as_mut()?;
+        if open.relay != relay {
+            return None;
+        }
+        if open.dont_fragment != Some(on)
+            && (on || open.dont_fragment.is_some())
+            && out.set_dont_fragment(open.socket, on).is_ok()
+        {
+            open.dont_fragment = Some(on);
+        }
+        Some(open.socket)
     }
 
     /// Binds a relay socket on `ip` with a port `request` allows. Control path: may allocate
@@ -105,7 +118,7 @@ impl RelaySockets {
         debug_assert!(entry.open.is_none(), "the engine gives an index to one open socket at a time");
         entry.serial = entry.serial.wrapping_add(1);
         let relay = RelayId(u32::from(entry.serial) << 16 | index as u32);
-        entry.open = Some(Open { socket, relay, local });
+        entry.open = Some(Open { socket, relay, local, dont_fragment: None });
         (relay, local)
     }
 
