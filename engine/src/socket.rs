@@ -77,7 +77,13 @@ pub fn set_dont_fragment(socket: &UdpSocket, v6: bool, on: bool) -> io::Result<(
     // SAFETY: the descriptor is open while `socket` is borrowed; `value` is a live c_int and
     // its size is passed with it.
     let rc = unsafe {
-        libc::setsockopt(socket.as_raw_fd(), level, name, (&raw const value).cast(), size_of::<libc::c_int>() as _)
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as _,
+        )
     };
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
