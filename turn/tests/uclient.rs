@@ -311,7 +311,19 @@ fn relays(output: &str) -> Vec<(u16, bool)> {
 /// uclient's `-m` counts sessions, an RTP/RTCP pair being two (without `-c`): two pairs. Each
 /// pair also makes a probe allocation first (for ALTERNATE-SERVER), then closes it.
 const SESSIONS: u64 = 4;
-const MESSAGES: u64 = 10;
+
+/// Messages per session and the gap between them (uclient's `-n` and `-z`, ms).
+#[derive(Clone, Copy, Debug)]
+struct Pace {
+    messages: u64,
+    gap_ms: u32,
+}
+
+/// Ten messages 10 ms apart: every message alone on the wire.
+const PACED: Pace = Pace { messages: 10, gap_ms: 10 };
+/// 500 messages 1 ms apart: answers queue up behind each other on a stream, which is where a
+/// server that packs several messages into one TLS record loses them for uclient.
+const FAST: Pace = Pace { messages: 500, gap_ms: 1 };
 
 /// How uclient reaches the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,7 +352,7 @@ enum Data {
 
 /// `turnutils_uclient` with two RTP/RTCP pairs, 10 messages of 120 bytes from each session,
 /// (with DONT-FRAGMENT, `-g`), to the echo peer; returns its output.
-fn uclient(transport: Transport, data: Data, port: u16, peer_port: u16) -> String {
+fn uclient(transport: Transport, data: Data, pace: Pace, port: u16, peer_port: u16) -> String {
     let mut command = Command::new("turnutils_uclient");
     command.args(["-g", "-X", "-v"]);
     match transport {
@@ -352,7 +364,8 @@ fn uclient(transport: Transport, data: Data, port: u16, peer_port: u16) -> Strin
         command.arg("-s");
     }
     command
-        .args(["-m", &SESSIONS.to_string(), "-n", &MESSAGES.to_string(), "-l", "120", "-z", "10"])
+        .args(["-m", &SESSIONS.to_string(), "-n", &pace.messages.to_string(), "-l", "120"])
+        .args(["-z", &pace.gap_ms.to_string()])
         .args(["-e", &PEER_IP.to_string(), "-r", &peer_port.to_string()])
         .args(["-W", SECRET, "-u", "uclient", "-p", &port.to_string()])
         .arg(LOCALHOST.to_string());
@@ -361,7 +374,7 @@ fn uclient(transport: Transport, data: Data, port: u16, peer_port: u16) -> Strin
     out.stdout + &out.stderr
 }
 
-fn interop(transport: Transport, data: Data) {
+fn interop(transport: Transport, data: Data, pace: Pace) {
     install_test_deps(&repo_root());
     let _one_at_a_time = UCLIENT.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new(transport.name());
@@ -389,11 +402,11 @@ fn interop(transport: Transport, data: Data) {
 
     let started = Instant::now();
     let port = if transport == Transport::Tls { daemon.ports.tls } else { daemon.ports.tcp };
-    let output = uclient(transport, data, port, peer_port);
+    let output = uclient(transport, data, pace, port, peer_port);
     let elapsed = started.elapsed();
 
     let totals = totals(&output).unwrap_or_else(|| panic!("no totals in uclient's output:\n{output}"));
-    let expected = SESSIONS * MESSAGES;
+    let expected = SESSIONS * pace.messages;
     assert_eq!(totals, Totals { sent: expected, received: expected, lost: 0, send_dropped: 0 }, "{output}");
 
     // EVEN-PORT with the R bit, then the reserved odd port on the RTCP connection.
@@ -425,22 +438,37 @@ fn interop(transport: Transport, data: Data) {
 
 #[test]
 fn uclient_over_udp_relays_every_message_through_channels_with_reserved_port_pairs() {
-    interop(Transport::Udp, Data::Channels);
+    interop(Transport::Udp, Data::Channels, PACED);
 }
 
 #[test]
 fn uclient_over_udp_relays_every_message_as_indications() {
-    interop(Transport::Udp, Data::Indications);
+    interop(Transport::Udp, Data::Indications, PACED);
 }
 
 #[test]
 fn uclient_over_tcp_relays_every_message_with_reserved_port_pairs() {
-    interop(Transport::Tcp, Data::Indications);
+    interop(Transport::Tcp, Data::Indications, PACED);
 }
 
 #[test]
 fn uclient_over_tls_relays_every_message_through_channels_with_reserved_port_pairs() {
-    interop(Transport::Tls, Data::Channels);
+    interop(Transport::Tls, Data::Channels, PACED);
+}
+
+#[test]
+fn uclient_over_tls_at_a_thousand_messages_per_second_loses_nothing() {
+    interop(Transport::Tls, Data::Channels, FAST);
+}
+
+#[test]
+fn uclient_over_tcp_at_a_thousand_messages_per_second_loses_nothing() {
+    interop(Transport::Tcp, Data::Channels, FAST);
+}
+
+#[test]
+fn uclient_over_udp_at_a_thousand_messages_per_second_loses_nothing() {
+    interop(Transport::Udp, Data::Channels, FAST);
 }
 
 fn run_turn(args: &[&str]) -> harness::Output {

@@ -7,7 +7,7 @@ use mio::net::TcpStream;
 use rustls::ServerConnection;
 
 use super::stats::CloseReason;
-use crate::server::ClientTuple;
+use crate::server::{ClientTuple, frame_len};
 
 /// The longest message [`frame_len`](crate::server::frame_len) can measure: a STUN header
 /// and a 65532-byte body. The read buffer holds at most one partial message of this size plus
@@ -144,8 +144,15 @@ impl Conn {
         loop {
             let mut progress = false;
             if !self.out.pending().is_empty() {
-                // rustls takes what fits under its own buffer limit; the rest stays with us.
-                let n = tls.writer().write(self.out.pending()).map_err(|_| CloseReason::Tls)?;
+                // One message per TLS record: some clients (coturn's turnutils_uclient) take one
+                // message from each record they read and lose the rest. Our own output always
+                // frames; rustls takes what fits under its buffer limit, the rest stays with us.
+                let pending = self.out.pending();
+                let message = match frame_len(pending) {
+                    Ok(Some(len)) if len <= pending.len() => &pending[..len],
+                    _ => pending,
+                };
+                let n = tls.writer().write(message).map_err(|_| CloseReason::Tls)?;
                 self.out.consume(n);
                 progress |= n > 0;
             }
