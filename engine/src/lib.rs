@@ -61,4 +61,6 @@ pub use handler::{
     WorkerId,
 };
 pub use pool::{FreeList, PacketPool, PoolError, SLOT_SIZE, SlotId};
+/// For data planes' own sockets outside the engine (TURN's TCP relays) too.
+pub use socket::set_dont_fragment;
 pub use steer::worker_for_source_ip;

@@ -67,7 +67,7 @@ fn bind(addr: SocketAddr, buffer: usize, shared: bool, syscalls: &mut u64) -> io
 
 /// IPv4: IP_MTU_DISCOVER "do" sets the DF bit, "dont" clears it. IPv6 has no DF bit but a host
 /// may fragment what it sends; IPV6_DONTFRAG forbids that (RFC 3542 §11.2).
-pub fn set_dont_fragment(socket: &UdpSocket, v6: bool, on: bool) -> io::Result<()> {
+pub fn set_dont_fragment(socket: &impl AsRawFd, v6: bool, on: bool) -> io::Result<()> {
     let (level, name, value) = if v6 {
         (libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, libc::c_int::from(on))
     } else {

@@ -3,40 +3,19 @@
 //!
 //! The only test in its binary, so no other test's allocations land in the count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use engine::{
     BackendChoice, Datagram, Destination, Engine, EngineConfig, Handler, MemoryLock, Output, SocketId,
 };
 
-/// Counts every allocation in the process, then forwards to the system allocator.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../../scripts/counting_allocator.rs"]
+mod counting_allocator;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_allocator::Counting = counting_allocator::Counting;
 
 /// A datagram on the listener opens a socket and answers with its port; datagrams on that
 /// socket are echoed from it, one forward and one fresh packet each (both send paths).
@@ -97,11 +76,11 @@ fn the_extra_socket_path_allocates_nothing_per_packet() {
             round_trip(&client, relay, &mut buf); // warm-up
         }
 
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = counting_allocator::ALLOCATIONS.load(Ordering::Relaxed);
         for _ in 0..2000 {
             round_trip(&client, relay, &mut buf);
         }
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocations = counting_allocator::ALLOCATIONS.load(Ordering::Relaxed) - before;
         assert_eq!(allocations, 0, "{backend:?}: 2000 datagrams in and 4000 out");
         assert!(engine.stop());
     }

@@ -2,10 +2,9 @@
 //! as ChannelData or Data indications) allocate nothing: counted with a global allocator
 //! around thousands of relayed packets, through an I/O layer that allocates nothing either.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use stun::TransactionId;
@@ -15,26 +14,11 @@ use turn::server::{
     ChannelNumber, ClientTuple, Now, PortRequest, RelayError, RelayId, Server, Shared, Transport, TurnIo,
 };
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's guarantees for `alloc` are passed on as they are.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout, through `alloc` above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "../../scripts/counting_allocator.rs"]
+mod counting_allocator;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_allocator::Counting = counting_allocator::Counting;
 
 /// Keeps the last message for each side in fixed buffers.
 struct StaticIo {
@@ -109,14 +93,14 @@ fn relaying_allocates_nothing() {
         client.send_indication(&mut send, TransactionId([3; 12]), other, &[8; 1200], false).unwrap();
     let payload = [9u8; 1200];
 
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting_allocator::ALLOCATIONS.load(Ordering::Relaxed);
     for i in 0..2000 {
         server.handle_client(now(i), &tuple, &channel_data[..channel_len], &mut io);
         server.handle_client(now(i), &tuple, &send[..send_len], &mut io);
         server.handle_peer(now(i), relay, peer, &payload, &mut io);
         server.handle_peer(now(i), relay, other, &payload, &mut io);
     }
-    let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocated = counting_allocator::ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert_eq!(io.peer_sends, 4000);
     assert_eq!(server.shared().metrics.peer_to_client().0, 4000);
     assert_eq!(allocated, 0, "allocations on the relaying paths");

@@ -7,38 +7,17 @@
 
 mod udp_harness;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use stun::TransactionId;
 use turn::client::{AllocateOptions, ChannelNumber, write_channel_data};
 use udp_harness::*;
 
-/// Counts every allocation in the process, then forwards to the system allocator.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's guarantees for `alloc` are passed on as they are.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with this layout, through `alloc` or `realloc` here.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's guarantees for `realloc` are passed on as they are.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../../scripts/counting_allocator.rs"]
+mod counting_allocator;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_allocator::Counting = counting_allocator::Counting;
 
 const ROUNDS: usize = 1000;
 
@@ -80,11 +59,11 @@ fn relaying_over_udp_allocates_nothing() {
         for _ in 0..100 {
             round(&mut buf); // warm-up
         }
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = counting_allocator::ALLOCATIONS.load(Ordering::Relaxed);
         for _ in 0..ROUNDS {
             round(&mut buf);
         }
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocations = counting_allocator::ALLOCATIONS.load(Ordering::Relaxed) - before;
         assert_eq!(allocations, 0, "{backend:?}: {} datagrams relayed each way", 2 * ROUNDS);
         assert_eq!(shared.metrics.peer_to_client().0, 2 * (100 + ROUNDS) as u64);
         assert!(listener.stop());

@@ -1,7 +1,6 @@
 //! Shared pieces of the relay tests: sockets, deterministic packets, a paced sender.
 #![allow(dead_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -137,29 +136,13 @@ pub fn send_paced(
     }
 }
 
-/// A global allocator that counts allocations, for the "nothing allocates per packet" tests.
-/// Each test binary installs it with `#[global_allocator]`.
-pub struct Counting;
-
-pub static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+/// The counting allocator of the "nothing allocates per packet" tests; each test binary
+/// installs it with `#[global_allocator]`.
+#[path = "../../../scripts/counting_allocator.rs"]
+mod counting_allocator;
+// Not every test binary that includes this module counts allocations.
+#[allow(unused_imports)]
+pub use counting_allocator::{ALLOCATIONS, Counting};
 
 pub mod peer;
 pub mod sfu;

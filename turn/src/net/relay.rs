@@ -3,7 +3,8 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+
+use engine::set_dont_fragment;
 
 use crate::server::{PortRequest, RelayError};
 
@@ -82,29 +83,6 @@ fn bind(
         }
     }
     Err(RelayError::PortsExhausted)
-}
-
-/// IPv4: IP_MTU_DISCOVER "do" sets DF, "dont" clears it. IPv6 has no DF bit but hosts may
-/// fragment; IPV6_DONTFRAG forbids that (RFC 3542 §11.2).
-fn set_dont_fragment(socket: &impl AsRawFd, v6: bool, on: bool) -> io::Result<()> {
-    let (level, name, value) = if v6 {
-        (libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, libc::c_int::from(on))
-    } else {
-        let mode = if on { libc::IP_PMTUDISC_DO } else { libc::IP_PMTUDISC_DONT };
-        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, mode)
-    };
-    // SAFETY: the descriptor is open for as long as `socket` is borrowed; `value` is a c_int
-    // on the stack that outlives the call, and its size is passed with it.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// xorshift64*, seeded from the system's randomness: port choice needs to be unpredictable
