@@ -298,16 +298,22 @@ def run(args: argparse.Namespace, workdir: str) -> tuple[bool, dict]:
         summary.update(participants=reports, problems=problems)
         return not problems, summary
     finally:
-        for b in browsers:
-            b.quit()
-        if driver is not None:
-            driver.close()
-        server.close()
-        if ctl is not None and conference is not None:
-            try:
-                ctl.delete_conference(conference)
-            except sfu.ApiError:
-                pass
+        tear_down(browsers, driver, server, ctl, conference)
+
+
+def tear_down(browsers: list, driver, server, ctl, conference) -> None:
+    """Quits the browsers and chromedriver, stops the page server, and deletes the
+    conference, whatever state the run left them in."""
+    for b in browsers:
+        b.quit()
+    if driver is not None:
+        driver.close()
+    server.close()
+    if ctl is not None and conference is not None:
+        try:
+            ctl.delete_conference(conference)
+        except sfu.ApiError:
+            pass
 
 
 def print_chromedriver_log(workdir: str) -> None:

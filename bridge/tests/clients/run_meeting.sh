@@ -2,7 +2,7 @@
 # A three-participant meeting of real WebRTC clients through the bridge, inside a private
 # network namespace:
 #
-#     unshare -n bridge/tests/clients/run_meeting.sh <aiortc|chromium|mixed> [driver options]
+#     unshare -n bridge/tests/clients/run_meeting.sh <aiortc|chromium|mixed|relay> [driver options]
 #
 # Sets lo up, writes a bridge config to a temp dir, starts the bridge ($BRIDGE_BIN, default
 # target/release/bridge) with --config, waits until GET /v1/health answers, runs the driver
@@ -20,8 +20,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 driver=${1:-}
 case "$driver" in
-aiortc | chromium | mixed) shift ;;
-*) die "usage: unshare -n $0 <aiortc|chromium|mixed> [driver options]" ;;
+aiortc | chromium | mixed | relay) shift ;;
+*) die "usage: unshare -n $0 <aiortc|chromium|mixed|relay> [driver options]" ;;
 esac
 
 bridge_bin=${BRIDGE_BIN:-$root/target/release/bridge}
