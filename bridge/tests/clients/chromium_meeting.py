@@ -362,9 +362,15 @@ def main() -> int:
     if args.offer_only:
         shutil.rmtree(workdir, ignore_errors=True)
         return 0 if ok else 1
+    return report(ok, summary, workdir, args.keep_logs, started, "chromium meeting")
+
+
+def report(ok: bool, summary: dict, workdir: str, keep_logs: bool, started: float, name: str) -> int:
+    """Prints the run's summary as one JSON line (and its problems on stderr), keeps or removes
+    the work dir, and returns the exit status."""
     if not ok:
         print_chromedriver_log(workdir)
-    if args.keep_logs:
+    if keep_logs:
         summary["workdir"] = workdir
     else:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -372,7 +378,7 @@ def main() -> int:
     summary["seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(summary, sort_keys=True), flush=True)
     if not ok:
-        print("chromium meeting FAILED: " + "; ".join(summary.get("problems", [])), file=sys.stderr)
+        print(f"{name} FAILED: " + "; ".join(summary.get("problems", [])), file=sys.stderr)
     return 0 if ok else 1
 
 

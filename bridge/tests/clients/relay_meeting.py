@@ -32,9 +32,7 @@ import argparse
 import base64
 import hashlib
 import hmac
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -318,18 +316,7 @@ def main() -> int:
         ok, summary = False, {"driver": "relay", "problems": [f"{type(e).__name__}: {e}"]}
     finally:
         signal.alarm(0)
-    if not ok:
-        cm.print_chromedriver_log(workdir)
-    if args.keep_logs:
-        summary["workdir"] = workdir
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    summary["ok"] = ok
-    summary["seconds"] = round(time.monotonic() - started, 1)
-    print(json.dumps(summary, sort_keys=True), flush=True)
-    if not ok:
-        print("relay meeting FAILED: " + "; ".join(summary.get("problems", [])), file=sys.stderr)
-    return 0 if ok else 1
+    return cm.report(ok, summary, workdir, args.keep_logs, started, "relay meeting")
 
 
 if __name__ == "__main__":
