@@ -15,12 +15,17 @@ fi
 step "format"
 cargo fmt --all -- --check
 
+# Tests build with the test-only tap (bridge/src/sfu/tap.rs); release builds never have it, so
+# both variants are linted.
+TEST_FEATURES=(--features appliance/test-tap)
+
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked "${TEST_FEATURES[@]}" -- -D warnings
 
 step "tests"
 # Release mode: the relay tests push hundreds of thousands of packets through real sockets.
-cargo test --workspace --release --locked
+cargo test --workspace --release --locked "${TEST_FEATURES[@]}"
 
 step "benchmarks build"
 cargo bench --workspace --locked --no-run

@@ -11,6 +11,9 @@
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::path::PathBuf;
 
+#[cfg(feature = "test-tap")]
+mod test_tap;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -76,6 +79,12 @@ fn main() {
     bridge.engine.lock_memory = engine::MemoryLock::BestEffort;
     bridge.media.announce = vec![host];
     let control = bridge.control.listen.clone();
+    #[cfg(feature = "test-tap")]
+    if let Err(e) = test_tap::configure(&mut bridge)
+        .and_then(|()| test_tap::publish_control(&format!("http://{control}"), &secret))
+    {
+        return eprintln!("appliance: {e}");
+    }
 
     let mut signaling = match signaling::config::Config::parse(signaling::config::DEFAULT_TOML) {
         Ok(config) => config,

@@ -21,6 +21,9 @@ pub struct BridgeConfig {
     pub relay: RelayConfig,
     pub control: ControlConfig,
     pub media: MediaConfig,
+    /// Test builds only (cargo feature `test-tap`); any other build rejects the table.
+    #[cfg(feature = "test-tap")]
+    pub test_tap: crate::sfu::tap::TapConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -80,6 +83,8 @@ impl BridgeConfig {
         if config.media.announce.iter().any(|ip| ip.is_unspecified() || ip.is_multicast()) {
             return Err("media.announce: addresses must be unicast and specific".into());
         }
+        #[cfg(feature = "test-tap")]
+        config.test_tap.validate()?;
         Ok(config)
     }
 
@@ -125,5 +130,18 @@ mod tests {
             let error = BridgeConfig::parse(text).unwrap_err();
             assert!(error.contains(key), "error for {text:?} does not name {key:?}: {error}");
         }
+    }
+
+    #[test]
+    fn only_test_builds_know_the_test_tap() {
+        let parsed = BridgeConfig::parse("[test_tap]\nrecords = 16\n");
+        #[cfg(feature = "test-tap")]
+        {
+            assert_eq!(parsed.unwrap().test_tap.records, 16);
+            let error = BridgeConfig::parse("[test_tap]\nrecords = 1000000\n").unwrap_err();
+            assert!(error.contains("test_tap.records"), "{error}");
+        }
+        #[cfg(not(feature = "test-tap"))]
+        assert!(parsed.unwrap_err().contains("test_tap"), "a production build rejects the tap");
     }
 }

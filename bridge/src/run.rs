@@ -94,7 +94,14 @@ pub fn start_sfu(config: &BridgeConfig) -> Result<Sfu, String> {
     let secret = config.control.resolve_secret()?;
     let certificate = Certificate::generate().map_err(|e| format!("DTLS certificate: {e}"))?;
     let workers = config.engine.worker_count();
-    let registry = Arc::new(Registry::new(certificate, config.control.limits(), workers));
+    let registry = Registry::new(certificate, config.control.limits(), workers);
+    #[cfg(feature = "test-tap")]
+    let registry = registry.with_tap(config.test_tap.records);
+    #[cfg(feature = "test-tap")]
+    if let Some(tap) = registry.tap() {
+        tracing::warn!("test build: the tap records the first {} forwarded packets", tap.capacity());
+    }
+    let registry = Arc::new(registry);
     let engine = Engine::start(&config.engine, |worker| MediaWorker::new(registry.clone(), worker))
         .map_err(|e| format!("engine: {e}"))?;
     let listen = engine.local_addr();

@@ -1,5 +1,6 @@
 //! The SFU's per-packet path on the engine (demultiplex, look up the sender, SRTP unprotect,
-//! route, SRTP protect for each receiver, send) allocates nothing in steady state.
+//! route, SRTP protect for each receiver, send) allocates nothing in steady state. In test
+//! builds (feature `test-tap`) the tap records on that path too, and allocates nothing either.
 
 mod common;
 
@@ -16,9 +17,15 @@ use engine::DropReason;
 static GLOBAL: common::Counting = common::Counting;
 
 const RECEIVERS: usize = 3;
+/// Fewer than the measured packets: the tap fills during the measurement, then only counts.
+#[cfg(feature = "test-tap")]
+const TAP_RECORDS: usize = 1000;
 
 #[test]
 fn forwarding_through_the_sfu_allocates_nothing() {
+    #[cfg(feature = "test-tap")]
+    let sfu = Sfu::start_tapped(2, TAP_RECORDS);
+    #[cfg(not(feature = "test-tap"))]
     let sfu = Sfu::start(2);
     let conference = sfu.conference();
     let (_, mut sender) = sfu.join(conference, "sender", &[(0x5E, Video), (0x5A, Audio)]);
@@ -59,10 +66,20 @@ fn forwarding_through_the_sfu_allocates_nothing() {
     std::thread::sleep(Duration::from_millis(200));
     let forwarded_before = sfu.registry.events(MediaEvent::RtpForwarded);
     let no_slot_before = sfu.engine.totals().drops(DropReason::PoolEmpty);
+    #[cfg(feature = "test-tap")]
+    let tapped_before = sfu.registry.tap().expect("the tap is on").forwarded();
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     send(3000);
     std::thread::sleep(Duration::from_millis(200));
     let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    #[cfg(feature = "test-tap")]
+    {
+        let tapped = sfu.registry.tap().expect("the tap is on").forwarded();
+        assert!(
+            tapped_before < TAP_RECORDS as u64 && tapped > TAP_RECORDS as u64,
+            "the measured packets both filled the tap and overflowed it: {tapped_before}..{tapped}"
+        );
+    }
     let forwarded = sfu.registry.events(MediaEvent::RtpForwarded) - forwarded_before;
     // On a loaded machine the kernel may drop a few of the sender's datagrams before the bridge
     // reads them, and receivers that fall behind hold send slots so that a few copies find

@@ -38,7 +38,7 @@ pub struct ApiState {
 type Shared = State<Arc<ApiState>>;
 
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/health", get(health))
         .route("/v1/conferences", post(create_conference))
         .route("/v1/conferences/{conference}", get(conference_status).delete(delete_conference))
@@ -46,7 +46,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/v1/conferences/{conference}/endpoints/{endpoint}",
             patch(update_endpoint).delete(delete_endpoint),
-        )
+        );
+    #[cfg(feature = "test-tap")]
+    let router = router.route("/v1/test/tap", get(test_tap));
+    router
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -207,4 +210,13 @@ async fn delete_endpoint(
 ) -> Result<StatusCode, ApiError> {
     state.registry.delete_endpoint(conference_id(&conference)?, endpoint_id(&endpoint)?)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Test builds only: what the tap recorded (`bridge/API.md`).
+#[cfg(feature = "test-tap")]
+async fn test_tap(State(state): Shared) -> Response {
+    match state.registry.tap() {
+        Some(tap) => axum::Json(tap.to_json()).into_response(),
+        None => error(StatusCode::NOT_FOUND, "test tap off: set [test_tap] records"),
+    }
 }

@@ -6,6 +6,8 @@ pub mod endpoint;
 pub mod ids;
 pub mod registry;
 pub mod speaker;
+#[cfg(feature = "test-tap")]
+pub mod tap;
 pub mod vocabulary;
 pub mod worker;
 

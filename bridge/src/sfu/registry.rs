@@ -181,6 +181,9 @@ pub struct Registry {
     draining: AtomicBool,
     /// One block per worker.
     counters: Vec<Arc<MediaCounters>>,
+    /// Test builds only: what the workers forwarded.
+    #[cfg(feature = "test-tap")]
+    tap: Option<super::tap::Tap>,
 }
 
 impl Registry {
@@ -194,7 +197,21 @@ impl Registry {
             epoch: Instant::now(),
             draining: AtomicBool::new(false),
             counters: (0..workers).map(|_| Arc::default()).collect(),
+            #[cfg(feature = "test-tap")]
+            tap: None,
         }
+    }
+
+    /// Test builds only: record the first `records` packets the workers forward (0: no tap).
+    #[cfg(feature = "test-tap")]
+    pub fn with_tap(mut self, records: usize) -> Self {
+        self.tap = (records > 0).then(|| super::tap::Tap::new(records));
+        self
+    }
+
+    #[cfg(feature = "test-tap")]
+    pub fn tap(&self) -> Option<&super::tap::Tap> {
+        self.tap.as_ref()
     }
 
     pub fn certificate(&self) -> &Certificate {

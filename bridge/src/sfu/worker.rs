@@ -444,6 +444,12 @@ impl MediaWorker {
             }
         }
         self.counters.add(MediaEvent::RtpForwarded, forwarded);
+        #[cfg(feature = "test-tap")]
+        if forwarded > 0
+            && let Some(tap) = self.registry.tap()
+        {
+            tap.record(&header, &packet[..]);
+        }
         // This worker owns the sender's streams: serve what receivers asked of it.
         self.serve_keyframe_requests(now, snapshot, index, out);
         self.serve_nacks(snapshot, index, out);

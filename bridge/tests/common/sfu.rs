@@ -20,8 +20,17 @@ pub struct Sfu {
 
 impl Sfu {
     pub fn start(workers: u16) -> Self {
-        let registry =
-            Arc::new(Registry::new(Certificate::generate().unwrap(), Limits::default(), workers as usize));
+        Self::start_with(workers, registry(workers))
+    }
+
+    /// With the test tap recording the first `records` forwarded packets.
+    #[cfg(feature = "test-tap")]
+    pub fn start_tapped(workers: u16, records: usize) -> Self {
+        Self::start_with(workers, registry(workers).with_tap(records))
+    }
+
+    fn start_with(workers: u16, registry: Registry) -> Self {
+        let registry = Arc::new(registry);
         let config = EngineConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             workers: usize::from(workers),
@@ -79,4 +88,8 @@ impl Sfu {
         self.registry.update_endpoint(conference, created.id, update).unwrap();
         (created.id, BridgeEndpoint { ufrag: created.ufrag, pwd: created.password })
     }
+}
+
+fn registry(workers: u16) -> Registry {
+    Registry::new(Certificate::generate().unwrap(), Limits::default(), usize::from(workers))
 }
