@@ -211,6 +211,7 @@ impl Hub {
                         }
                         ClientMessage::Speaking { ms } => room.speaking(conn, ms, &mut effects),
                         ClientMessage::Media { audio, video } => room.media(conn, audio, video, &mut effects),
+                        ClientMessage::E2ee { enabled } => room.e2ee(conn, enabled, &mut effects),
                         ClientMessage::Offer { epoch, .. } => {
                             let parsed = parsed.expect("parsed above");
                             if let Some(error) = self.offer(room, bridged, conn, &name, parsed, epoch) {

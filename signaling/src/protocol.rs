@@ -64,6 +64,11 @@ pub enum ClientMessage {
         audio: bool,
         video: bool,
     },
+    /// The member turned end-to-end encryption on or off. Only the fact: the passphrase and
+    /// keys never reach the server (DESIGN.md invariant 9).
+    E2ee {
+        enabled: bool,
+    },
 }
 
 /// A protocol error to send back.
@@ -204,6 +209,8 @@ pub struct ParticipantView {
     pub email: Option<String>,
     pub audio: bool,
     pub video: bool,
+    /// Whether this member encrypts its media end to end (what it last said in `e2ee`).
+    pub e2ee: bool,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -333,6 +340,7 @@ mod tests {
             parse(r#"{"type":"set_password","password":null}"#),
             Ok(ClientMessage::SetPassword { password: None })
         );
+        assert_eq!(parse(r#"{"type":"e2ee","enabled":true}"#), Ok(ClientMessage::E2ee { enabled: true }));
     }
 
     #[test]
@@ -348,6 +356,9 @@ mod tests {
             (r#"{"type":"speaking","ms":99999}"#, "speaking.ms"),
             (r#"{"type":"join","room":"abc","email":"not an address"}"#, "join.email"),
             (r#"[1,2,3]"#, "invalid type"),
+            // Only the flag: a page that tried to send its passphrase or key is refused.
+            (r#"{"type":"e2ee","enabled":true,"passphrase":"x"}"#, "unknown field `passphrase`"),
+            (r#"{"type":"e2ee","enabled":"yes"}"#, "e2ee"),
         ];
         for (frame, expected) in cases {
             let error = parse(frame).unwrap_err();

@@ -54,6 +54,7 @@ struct Member {
     email: Option<String>,
     audio: bool,
     video: bool,
+    e2ee: bool,
     speaking_ms: u64,
 }
 
@@ -65,6 +66,7 @@ impl Member {
             email: self.email.clone(),
             audio: self.audio,
             video: self.video,
+            e2ee: self.e2ee,
         }
     }
 }
@@ -230,7 +232,16 @@ impl Room {
         email: Option<String>,
         effects: &mut Effects,
     ) {
-        let member = Member { id: id.clone(), conn, name, email, audio: true, video: true, speaking_ms: 0 };
+        let member = Member {
+            id: id.clone(),
+            conn,
+            name,
+            email,
+            audio: true,
+            video: true,
+            e2ee: false,
+            speaking_ms: 0,
+        };
         let view = member.view();
         self.broadcast(effects, &ServerMessage::ParticipantJoined { participant: view }, None);
         self.members.push(member);
@@ -429,6 +440,20 @@ impl Room {
         };
         member.audio = audio;
         member.video = video;
+        let view = member.view();
+        self.broadcast(effects, &ServerMessage::ParticipantUpdated { participant: view }, None);
+    }
+
+    /// A member turned end-to-end encryption on or off: everyone learns it, so pages can show
+    /// whose media they should be able to decrypt. Repeating the current state sends nothing.
+    pub fn e2ee(&mut self, conn: ConnId, enabled: bool, effects: &mut Effects) {
+        let Some(member) = self.members.iter_mut().find(|m| m.conn == conn) else {
+            return effects.error(conn, ProtocolError::state("join first"));
+        };
+        if member.e2ee == enabled {
+            return;
+        }
+        member.e2ee = enabled;
         let view = member.view();
         self.broadcast(effects, &ServerMessage::ParticipantUpdated { participant: view }, None);
     }

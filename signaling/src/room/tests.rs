@@ -231,3 +231,47 @@ fn signals_go_only_to_the_peer_and_only_in_p2p() {
     room(&mut rooms).signal(1, &bob, data, epoch - 1, &mut effects);
     assert!(effects.out.is_empty(), "a signal of an earlier epoch is dropped quietly: {effects:?}");
 }
+
+#[test]
+fn everyone_learns_who_encrypts_end_to_end_and_only_the_fact() {
+    let mut rooms = Rooms::default();
+    join(&mut rooms, 1, "Ada", None);
+    let (_, e2) = join(&mut rooms, 2, "Bob", None);
+    let bob = joined_id(&e2, 2);
+    let mut effects = Effects::default();
+    room(&mut rooms).e2ee(2, true, &mut effects);
+    for conn in [1, 2] {
+        let updates: Vec<_> = to(&effects, conn)
+            .into_iter()
+            .filter_map(|m| match m {
+                ServerMessage::ParticipantUpdated { participant } => Some(participant),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(updates.len(), 1, "conn {conn}: {:?}", effects.out);
+        assert_eq!((updates[0].id.as_str(), updates[0].e2ee), (bob.as_str(), true));
+    }
+
+    // Saying it again changes nothing and sends nothing: a page may repeat itself.
+    let mut effects = Effects::default();
+    room(&mut rooms).e2ee(2, true, &mut effects);
+    assert!(effects.out.is_empty(), "{:?}", effects.out);
+
+    // A newcomer sees the state in `joined`.
+    let (_, e3) = join(&mut rooms, 3, "Cy", None);
+    let Some(ServerMessage::Joined { participants, .. }) = to(&e3, 3).first().copied().cloned() else {
+        panic!()
+    };
+    let flags: Vec<_> = participants.iter().map(|p| (p.name.as_deref(), p.e2ee)).collect();
+    assert!(flags.contains(&(Some("Bob"), true)) && flags.contains(&(Some("Ada"), false)), "{flags:?}");
+
+    // Off again, and someone who is not a member cannot say anything.
+    let mut effects = Effects::default();
+    room(&mut rooms).e2ee(2, false, &mut effects);
+    assert!(
+        matches!(to(&effects, 1)[0], ServerMessage::ParticipantUpdated { participant } if !participant.e2ee)
+    );
+    let mut effects = Effects::default();
+    room(&mut rooms).e2ee(99, true, &mut effects);
+    assert!(matches!(to(&effects, 99)[0], ServerMessage::Error { code: ErrorCode::BadState, .. }));
+}
