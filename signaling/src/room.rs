@@ -56,6 +56,9 @@ struct Member {
     video: bool,
     e2ee: bool,
     speaking_ms: u64,
+    /// Whether this member was sent the bridge `mode` of the room's current bridge period: a
+    /// newcomer to a room already on the bridge needs `mode`, the others `renegotiate`.
+    on_bridge: bool,
 }
 
 impl Member {
@@ -241,6 +244,7 @@ impl Room {
             video: true,
             e2ee: false,
             speaking_ms: 0,
+            on_bridge: false,
         };
         let view = member.view();
         self.broadcast(effects, &ServerMessage::ParticipantJoined { participant: view }, None);
@@ -505,6 +509,9 @@ impl Room {
             _ => Topology::Bridge { epoch: 0 },
         };
         let same_kind = std::mem::discriminant(&wanted) == std::mem::discriminant(&self.topology);
+        if !matches!(wanted, Topology::Bridge { .. }) {
+            self.members.iter_mut().for_each(|m| m.on_bridge = false);
+        }
         match (&wanted, same_kind) {
             (Topology::Alone, _) => self.topology = Topology::Alone,
             (Topology::P2p { .. }, true) => {}
@@ -525,15 +532,19 @@ impl Room {
                     );
                 }
             }
-            (Topology::Bridge { .. }, same) => {
+            (Topology::Bridge { .. }, _) => {
                 self.epoch += 1;
                 self.topology = Topology::Bridge { epoch: self.epoch };
-                let message = if same {
-                    ServerMessage::Renegotiate { epoch: self.epoch }
-                } else {
-                    ServerMessage::Mode { mode: "bridge", peer: None, polite: None, epoch: self.epoch }
-                };
-                self.broadcast(effects, &message, None);
+                let epoch = self.epoch;
+                for member in &mut self.members {
+                    let message = if member.on_bridge {
+                        ServerMessage::Renegotiate { epoch }
+                    } else {
+                        ServerMessage::Mode { mode: "bridge", peer: None, polite: None, epoch }
+                    };
+                    member.on_bridge = true;
+                    effects.send(member.conn, message);
+                }
             }
         }
     }
