@@ -34,6 +34,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/", get(web::index))
         .route("/app.js", get(web::app_js))
+        .route("/sframe.js", get(web::sframe_js))
+        .route("/e2ee-worker.js", get(web::e2ee_worker_js))
         .route("/style.css", get(web::style_css))
         .route("/api/room-name", get(web::room_name))
         .route("/ws", get(websocket))

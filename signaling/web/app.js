@@ -8,6 +8,7 @@
 //   media      camera and microphone, and the speaking-time meter used in P2P mode
 //   p2p        one RTCPeerConnection to the other member, perfect negotiation
 //   bridge     one RTCPeerConnection to the bridge, offers per epoch, mid -> participant
+//   e2ee       end-to-end encryption: frame transforms (e2ee-worker.js) and their state
 //   meeting    the controller: joining, server messages, topology changes, actions
 //   ui         DOM rendering and event wiring
 //   hooks      window.meetingTest for the automated tests, and boot
@@ -70,7 +71,7 @@
     moderator: null,
     mode: null,
     epoch: null,
-    participants: [], // {id, name, email, audio, video}, self included
+    participants: [], // {id, name, email, audio, video, e2ee}, self included
     chat: [], // {from, name, text, at, private, to}
     password: false,
     lobby: false,
@@ -120,6 +121,12 @@
       epoch: state.epoch,
       participants: state.participants.map((p) => ({ id: p.id, name: p.name })),
       media: Object.fromEntries(state.participants.map((p) => [p.id, { audio: p.audio, video: p.video }])),
+      e2ee: {
+        supported: e2ee.supported,
+        enabled: e2ee.enabled,
+        // participant id -> {on: what the server says, state: what this page sees}
+        participants: Object.fromEntries(state.participants.map((p) => [p.id, { on: p.e2ee, state: e2eeState(p) }])),
+      },
       chat: state.chat.map((c) => ({
         from: c.from, name: c.name, text: c.text, private: c.private, to: c.to, at: c.at,
       })),
@@ -383,6 +390,7 @@
       this.ignoreOffer = false;
       this.tracksAdded = false;
       this.queue = Promise.resolve();
+      this.transforms = new Transforms();
 
       const pc = (this.pc = new RTCPeerConnection({ iceServers }));
       if (polite) {
@@ -408,8 +416,10 @@
       pc.onicecandidate = ({ candidate }) => {
         if (candidate) this.send({ candidate: candidate.toJSON() });
       };
-      pc.ontrack = ({ track }) => {
-        if (!this.closed) onTrack(this.peer, track);
+      pc.ontrack = ({ track, receiver }) => {
+        if (this.closed) return;
+        this.transforms.receive(receiver, track.kind, this.peer);
+        onTrack(this.peer, track);
       };
       pc.oniceconnectionstatechange = () => {
         note(`p2p ice ${pc.iceConnectionState}`);
@@ -426,13 +436,19 @@
       this.tracksAdded = true;
       clearTimeout(this.waitTimer);
       const pc = this.pc;
-      if (this.stream) for (const track of this.stream.getTracks()) pc.addTrack(track, this.stream);
+      if (this.stream) {
+        for (const track of this.stream.getTracks()) this.transforms.send(pc.addTrack(track, this.stream), track.kind);
+      }
       // Without a camera or microphone of our own, still receive the peer's.
       for (const kind of ["audio", "video"]) {
         if (!pc.getTransceivers().some((t) => t.receiver.track.kind === kind)) {
           pc.addTransceiver(kind, { direction: "recvonly" });
         }
       }
+      // Receivers get their transform now, not in ontrack: on the offering side ontrack fires
+      // after the answer has set the receive streams up, too late for Chromium to route their
+      // frames through a transform (they would reach the decoder still encrypted).
+      for (const t of pc.getTransceivers()) this.transforms.receive(t.receiver, t.receiver.track.kind, this.peer);
     }
 
     run(task) {
@@ -491,6 +507,7 @@
     close() {
       this.closed = true;
       clearTimeout(this.waitTimer);
+      this.transforms.drop();
       this.pc.close();
     }
   }
@@ -511,6 +528,7 @@
       this.pendingEpoch = null;
       this.tracks = []; // the last answer's [{mid, id, kind}]
       this.ssrcMid = new Map(); // SSRC -> mid, from the last answer's a=ssrc lines
+      this.transforms = new Transforms();
 
       const pc = (this.pc = new RTCPeerConnection({
         iceServers,
@@ -520,7 +538,9 @@
       if (stream) {
         for (const kind of ["audio", "video"]) {
           for (const track of stream.getTracks().filter((t) => t.kind === kind)) {
-            preferBridgeCodecs(pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }), kind);
+            const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+            preferBridgeCodecs(transceiver, kind);
+            this.transforms.send(transceiver.sender, kind);
           }
         }
       }
@@ -565,6 +585,9 @@
         };
         preferBridgeCodecs(pair.audio, "audio");
         preferBridgeCodecs(pair.video, "video");
+        // Whom a pair carries is known only from the answer; until then, nobody.
+        this.transforms.receive(pair.audio.receiver, "audio", null);
+        this.transforms.receive(pair.video.receiver, "video", null);
         this.pairs.push(pair);
       }
       this.pairs.forEach((pair, i) => {
@@ -599,8 +622,18 @@
           : [];
         this.ssrcMid = ssrcMids(msg.sdp);
         note(`bridge answer epoch ${msg.epoch} tracks ${this.tracks.length}`);
+        this.assignOwners();
         this.onMedia(this.remoteMedia());
       });
+    }
+
+    // Each receiver's transform learns whose frames it now decrypts (a pair is reused for
+    // another member after someone leaves).
+    assignOwners() {
+      const owners = new Map(this.tracks.map((t) => [t.mid, t.id]));
+      for (const t of this.pc.getTransceivers()) {
+        this.transforms.setOwner(t.receiver, (t.mid !== null && owners.get(t.mid)) || null);
+      }
     }
 
     // participant id -> {audio, video}: the receiver tracks of the mids the answer assigned.
@@ -634,6 +667,7 @@
 
     close() {
       this.closed = true;
+      this.transforms.drop();
       this.pc.close();
     }
   }
@@ -673,6 +707,136 @@
       }
     }
     return out;
+  }
+
+  // ================================================================================ e2ee
+
+  // End-to-end encryption (PROTOCOL.md, "End-to-end encryption"). The frames are encrypted and
+  // decrypted in e2ee-worker.js through RTCRtpScriptTransform; this side gives every sender and
+  // receiver a transform, hands the passphrase to the worker (and keeps no copy), tells each
+  // receiver's transform whether the server says its member encrypts, and shows the worker's
+  // per-receiver state on the tiles. Transforms are attached whether or not encryption is on
+  // (they pass frames through while it is off), so turning it on needs no renegotiation.
+  const e2ee = {
+    supported: typeof window.RTCRtpScriptTransform === "function" && typeof Worker === "function",
+    worker: null,
+    enabled: false,
+    nextId: 0,
+    transforms: new Map(), // transform id -> {role, kind, owner (participant id), state}
+    statsWaiters: [],
+  };
+  const PASSPHRASE_MIN = 8;
+  const PASSPHRASE_MAX = 256;
+
+  function e2eeWorker() {
+    if (!e2ee.worker) {
+      e2ee.worker = new Worker("/e2ee-worker.js");
+      e2ee.worker.onmessage = ({ data }) => onWorkerMessage(data);
+    }
+    return e2ee.worker;
+  }
+
+  function onWorkerMessage(msg) {
+    if (!isObject(msg)) return;
+    if (msg.type === "status") {
+      const t = e2ee.transforms.get(msg.id);
+      if (t && typeof msg.state === "string" && t.state !== msg.state) {
+        t.state = msg.state;
+        note(`e2ee ${t.role} ${t.kind} ${msg.state}`);
+        changed();
+      }
+    } else if (msg.type === "stats") {
+      e2ee.statsWaiters.splice(0).forEach((resolve) => resolve(msg));
+    }
+  }
+
+  // The transforms of one RTCPeerConnection, by the sender or receiver they sit on.
+  class Transforms {
+    constructor() {
+      this.ids = new Map(); // RTCRtpSender | RTCRtpReceiver -> transform id
+    }
+
+    send(sender, kind) {
+      this.attach(sender, "encrypt", kind, state.id);
+    }
+
+    receive(receiver, kind, owner) {
+      if (this.ids.has(receiver)) this.setOwner(receiver, owner);
+      else this.attach(receiver, "decrypt", kind, owner);
+    }
+
+    attach(target, role, kind, owner) {
+      if (!e2ee.supported || this.ids.has(target)) return;
+      const id = `t${++e2ee.nextId}`;
+      try {
+        target.transform = new RTCRtpScriptTransform(e2eeWorker(), { role, kind, id });
+      } catch (e) {
+        note(`e2ee attach failed ${e && e.name}`);
+        return;
+      }
+      this.ids.set(target, id);
+      e2ee.transforms.set(id, { role, kind, owner, state: "clear" });
+      if (role === "decrypt") tellExpectation(id);
+    }
+
+    setOwner(receiver, owner) {
+      const id = this.ids.get(receiver);
+      const t = id && e2ee.transforms.get(id);
+      if (!t || t.owner === owner) return;
+      t.owner = owner;
+      t.state = "clear"; // the worker reports again for the new sender
+      tellExpectation(id);
+    }
+
+    drop() {
+      for (const id of this.ids.values()) e2ee.transforms.delete(id);
+      this.ids.clear();
+    }
+  }
+
+  // Whether a receiver's frames should be encrypted: its member said so to the server. A frame
+  // that does not decrypt is then dropped, never shown as garbage.
+  function tellExpectation(id) {
+    const t = e2ee.transforms.get(id);
+    if (!t || t.role !== "decrypt" || !e2ee.worker) return;
+    const p = t.owner ? participant(t.owner) : null;
+    e2ee.worker.postMessage({ type: "expect", id, encrypted: !!(p && p.e2ee) });
+  }
+
+  function tellAllExpectations() {
+    for (const id of e2ee.transforms.keys()) tellExpectation(id);
+  }
+
+  // What a tile shows for member `p`: "off" (not encrypting), "waiting" (encrypting, no frame
+  // decrypted yet), "decrypting", "cannot-decrypt"; for ourselves "encrypting" or "off".
+  function e2eeState(p) {
+    if (p.id === state.id) return e2ee.enabled ? "encrypting" : "off";
+    const states = [...e2ee.transforms.values()].filter((t) => t.role === "decrypt" && t.owner === p.id)
+      .map((t) => t.state);
+    if (states.includes("cannot-decrypt")) return "cannot-decrypt";
+    if (!p.e2ee) return "off";
+    return states.includes("decrypting") ? "decrypting" : "waiting";
+  }
+
+  // A fresh random key id for our video (audio uses it + 1): never reused, so no key and nonce
+  // repeat even when the room name and passphrase come back (sframe/src/sender_keys.rs).
+  function randomSenderId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(8));
+    bytes[7] &= 0xfe;
+    return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function e2eeStats() {
+    if (!e2ee.worker) return Promise.resolve({ type: "stats", transforms: {} });
+    return new Promise((resolve) => {
+      e2ee.statsWaiters.push(resolve);
+      e2ee.worker.postMessage({ type: "stats" });
+      setTimeout(() => resolve({ type: "stats", transforms: {}, error: "no answer from the worker" }), 3000);
+    }).then((stats) => {
+      // Which member each receiver carries, from this side's bookkeeping.
+      const owners = Object.fromEntries([...e2ee.transforms].map(([id, t]) => [id, t.owner]));
+      return { ...stats, owners };
+    });
   }
 
   // ============================================================================= meeting
@@ -838,7 +1002,9 @@
       .map(sanitizeParticipant).filter(Boolean);
     if (!self()) {
       const { name, email } = meeting.params;
-      state.participants.unshift({ id: state.id, name: name || null, email: email || null, audio: true, video: true });
+      state.participants.unshift({
+        id: state.id, name: name || null, email: email || null, audio: true, video: true, e2ee: false,
+      });
     }
     state.chat = (Array.isArray(msg.chat) ? msg.chat : [])
       .map((c) => sanitizeChat(c, false)).filter(Boolean);
@@ -847,6 +1013,10 @@
     state.speakers = sanitizeSpeakers(msg.speakers);
     meeting.phase = "joined";
     note(`joined, ${state.participants.length} members`);
+    if (e2ee.enabled) {
+      send({ type: "e2ee", enabled: true });
+      self().e2ee = true;
+    }
     setView("meeting");
     syncMediaState();
     settleOutcome();
@@ -917,13 +1087,15 @@
         const existing = participant(p.id);
         if (existing) Object.assign(existing, p);
         else state.participants.push(p);
+        tellAllExpectations();
         break;
       }
       case "participant_updated": {
         const p = sanitizeParticipant(msg.participant);
         const existing = p && participant(p.id);
         if (existing && p.id !== state.id) Object.assign(existing, p);
-        else if (existing) existing.name = p.name; // our own mute state is ours to know
+        else if (existing) existing.name = p.name; // our own mute and e2ee state are ours to know
+        tellAllExpectations();
         break;
       }
       case "participant_left": {
@@ -986,6 +1158,7 @@
       email: strOrNull(p.email),
       audio: p.audio !== false,
       video: p.video !== false,
+      e2ee: p.e2ee === true,
     };
   }
 
@@ -1138,9 +1311,11 @@
     meeting.signalBuffer = [];
   }
 
-  // Everything about the meeting leaves memory and the page with it.
+  // Everything about the meeting leaves memory and the page with it, the passphrase's keys too.
   function teardownMeeting() {
     resetMeetingState();
+    if (e2ee.worker) e2ee.worker.postMessage({ type: "passphrase", passphrase: null });
+    e2ee.enabled = false;
     ui.clearMeeting();
   }
 
@@ -1202,6 +1377,39 @@
     media.apply();
     syncMediaState();
     changed();
+  }
+
+  // Turns end-to-end encryption on with `passphrase`, changes it (a new key and key id: the
+  // rotation), or turns it off (null or ""). The worker derives the keys; no copy stays here.
+  // Before joining (on the pre-join screen) it takes effect from the first frame: the server
+  // learns it with `joined`.
+  function setE2ee(passphrase) {
+    if (!state.room || (meeting.phase !== "joined" && meeting.phase !== "idle")) {
+      return { ok: false, error: `not now (${meeting.phase})` };
+    }
+    if (!e2ee.supported) {
+      return { ok: false, error: "This browser cannot encrypt media end to end (no RTCRtpScriptTransform)." };
+    }
+    const off = passphrase === null || passphrase === undefined || passphrase === "";
+    const value = off ? null : String(passphrase);
+    if (value !== null && charCount(value) < PASSPHRASE_MIN) {
+      return { ok: false, error: `Passphrase: at least ${PASSPHRASE_MIN} characters` };
+    }
+    if (value !== null && charCount(value) > PASSPHRASE_MAX) {
+      return { ok: false, error: `Passphrase: at most ${PASSPHRASE_MAX} characters` };
+    }
+    if (meeting.phase === "joined" && !send({ type: "e2ee", enabled: value !== null })) {
+      return { ok: false, error: "not connected" };
+    }
+    e2eeWorker().postMessage(value === null
+      ? { type: "passphrase", passphrase: null }
+      : { type: "passphrase", room: state.room, passphrase: value, senderId: randomSenderId() });
+    e2ee.enabled = value !== null;
+    const me = self();
+    if (me) me.e2ee = e2ee.enabled;
+    note(`e2ee ${e2ee.enabled ? "on" : "off"}`);
+    changed();
+    return { ok: true };
   }
 
   function requireJoined() {
@@ -1428,6 +1636,15 @@
       $("ctl-chat").addEventListener("click", () => ui.togglePanel("chat"));
       $("ctl-stats").addEventListener("click", () => ui.togglePanel("stats"));
       $("ctl-mod").addEventListener("click", () => ui.togglePanel("mod"));
+      $("ctl-e2ee").addEventListener("click", () => ui.togglePanel("e2ee"));
+      $("e2ee-form").addEventListener("submit", (e) => {
+        e.preventDefault();
+        ui.submitE2ee();
+      });
+      $("e2ee-off").addEventListener("click", () => {
+        const r = setE2ee(null);
+        $("e2ee-error").textContent = r.ok ? "" : r.error;
+      });
       $("ctl-leave").addEventListener("click", () => leave());
       $("panel-close").addEventListener("click", () => ui.togglePanel(null));
       $("copy-link").addEventListener("click", () => {
@@ -1579,6 +1796,7 @@
       const n = state.participants.length;
       $("meeting-count").textContent = `${n} ${n === 1 ? "person" : "people"}`;
       $("meeting-lock").hidden = !state.password;
+      $("meeting-e2ee").hidden = !e2ee.enabled;
       $("meeting-mode").textContent = n < 2 ? "Waiting for others"
         : state.mode === "p2p" ? "Direct" : state.mode === "bridge" ? "Via server" : "Connecting";
       ui.renderTiles();
@@ -1603,7 +1821,8 @@
       mic.title = !media.audioTrack ? "No microphone" : micOn ? "Mute" : "Unmute";
       cam.title = !media.videoTrack ? "No camera" : camOn ? "Turn camera off" : "Turn camera on";
       $("ctl-mod").hidden = !isModerator();
-      for (const [id, panel] of [["ctl-chat", "chat"], ["ctl-stats", "stats"], ["ctl-mod", "mod"]]) {
+      $("ctl-e2ee").classList.toggle("on", e2ee.enabled);
+      for (const [id, panel] of [["ctl-chat", "chat"], ["ctl-stats", "stats"], ["ctl-e2ee", "e2ee"], ["ctl-mod", "mod"]]) {
         $(id).classList.toggle("active", state.panel === panel);
       }
       const unread = $("chat-badge");
@@ -1650,11 +1869,14 @@
       const name = h("span", { class: "name" });
       const star = h("span", { class: "star", title: "Moderator" }, icon("star"));
       const micOff = h("span", { class: "mic-off", title: "Microphone off" }, icon("mic-off"));
+      const lock = h("span", { class: "e2ee-badge" }, icon("shield"));
+      const blocked = h("div", { class: "e2ee-blocked", role: "status" });
       const el = h("figure", { class: isSelf ? "tile self" : "tile" },
         video,
         h("div", { class: "placeholder" }, initial),
-        h("figcaption", {}, star, name, micOff));
-      return { el, video, audio, initial, name, star, micOff, videoTrack: null, audioTrack: null };
+        blocked,
+        h("figcaption", {}, star, lock, name, micOff));
+      return { el, video, audio, initial, name, star, micOff, lock, blocked, videoTrack: null, audioTrack: null };
     },
 
     updateTile(tile, p) {
@@ -1684,7 +1906,30 @@
       tile.el.classList.toggle("video-off", !videoOn);
       tile.micOff.hidden = audioOn;
       tile.star.hidden = state.moderator !== p.id;
+      ui.updateE2eeBadge(tile, p);
       tile.el.classList.toggle("speaking", state.dominant === p.id && state.participants.length > 1);
+    },
+
+    // The tile's end-to-end state: a shield while this member's media is encrypted and decrypts
+    // (or, for us, while we encrypt), and in place of the picture a clear "cannot decrypt" when
+    // frames arrive that our passphrase does not open.
+    updateE2eeBadge(tile, p) {
+      const st = e2eeState(p);
+      tile.el.dataset.e2ee = st;
+      tile.lock.hidden = st === "off";
+      tile.lock.title = {
+        encrypting: "You encrypt end to end",
+        decrypting: "End-to-end encrypted",
+        waiting: "End-to-end encrypted: waiting for media",
+        "cannot-decrypt": "End-to-end encrypted: cannot decrypt",
+      }[st] || "";
+      tile.lock.classList.toggle("bad", st === "cannot-decrypt");
+      const blocked = st === "cannot-decrypt";
+      tile.el.classList.toggle("cannot-decrypt", blocked);
+      tile.blocked.hidden = !blocked;
+      tile.blocked.textContent = !blocked ? ""
+        : e2ee.enabled ? "Cannot decrypt: this person uses another passphrase."
+          : "Cannot decrypt: this person encrypts end to end. Turn on encryption with their passphrase.";
     },
 
     dropTile(tile) {
@@ -1720,6 +1965,8 @@
       $("knock-list").replaceChildren();
       $("chat-text").value = "";
       $("mod-password").value = "";
+      $("e2ee-passphrase").value = "";
+      $("e2ee-error").textContent = "";
       ui.needSound = false;
       ui.resetChatRecipient();
     },
@@ -1741,11 +1988,48 @@
       $("panel-chat").hidden = panel !== "chat";
       $("panel-stats").hidden = panel !== "stats";
       $("panel-mod").hidden = panel !== "mod";
-      $("panel-title").textContent = { chat: "Chat", stats: "Speaking time", mod: "Moderation" }[panel] || "";
+      $("panel-e2ee").hidden = panel !== "e2ee";
+      $("panel-title").textContent = {
+        chat: "Chat", stats: "Speaking time", mod: "Moderation", e2ee: "End-to-end encryption",
+      }[panel] || "";
       // Chat is rendered even when hidden, so history is ready when it opens.
       ui.renderChat();
       if (panel === "stats") ui.renderSpeakers();
       if (panel === "mod") ui.renderModeration();
+      if (panel === "e2ee") ui.renderE2ee();
+    },
+
+    renderE2ee() {
+      $("e2ee-state").textContent = !e2ee.supported
+        ? "This browser cannot encrypt media end to end."
+        : e2ee.enabled ? "On: your camera and microphone are encrypted end to end."
+          : "Off: the server can read your media.";
+      $("e2ee-submit").textContent = e2ee.enabled ? "Change" : "Turn on";
+      $("e2ee-submit").disabled = !e2ee.supported;
+      $("e2ee-off").hidden = !e2ee.enabled;
+      const text = {
+        off: "not encrypted end to end",
+        waiting: "encrypted, waiting for media",
+        decrypting: "encrypted, decrypting",
+        "cannot-decrypt": "encrypted, cannot decrypt (another passphrase)",
+      };
+      $("e2ee-list").replaceChildren(...others().map((p) => {
+        const st = e2eeState(p);
+        return h("li", { class: `e2ee-item ${st}` },
+          h("span", { class: "speaker-name", text: displayName(p.name) }),
+          h("span", { class: "e2ee-item-state", text: text[st] || st }));
+      }));
+    },
+
+    submitE2ee() {
+      const input = $("e2ee-passphrase");
+      if (!input.value) {
+        $("e2ee-error").textContent = "Enter a passphrase, or turn encryption off.";
+        return;
+      }
+      const r = setE2ee(input.value);
+      $("e2ee-error").textContent = r.ok ? "" : r.error;
+      if (r.ok) input.value = "";
     },
 
     chatRecipient() {
@@ -1892,6 +2176,7 @@
     state: snapshot,
     stats: collectStats,
     trace: () => trace.slice(),
+    e2eeStats,
     act: Object.freeze({
       join: (opts) => join(opts || {}),
       sendChat,
@@ -1903,6 +2188,7 @@
       retryPassword,
       setMic,
       setCamera,
+      setE2ee,
     }),
   });
 

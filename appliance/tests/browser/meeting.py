@@ -8,6 +8,10 @@ BASE_URL is the appliance's page (https://127.0.0.1:8443, self-signed certificat
     topology   two talk P2P, a third moves everyone to the bridge, and back to P2P when it leaves
     lobby      password, lobby, admit/deny and chat history
     fresh      a room emptied of its members starts over: no password, no chat, a new moderator
+    e2ee       end-to-end encryption: three with one passphrase decode each other in P2P, through
+               the bridge and back; a fourth with another passphrase decodes none of them and
+               sees "cannot decrypt"; the bridge's test tap holds only SFrame ciphertext; a
+               passphrase change rotates keys
 
 Starts nothing but Chromium sessions (one chromedriver, at most three Chromiums, 320x240), all
 driven through chromedriver's W3C WebDriver HTTP API with the stdlib. The appliance (and its
@@ -217,6 +221,10 @@ class Run:
         for page in self.pages:
             try:
                 out[page.name] = {"state": page.state(), "stats": page.stats(), "trace": page.trace()}
+                worker = page.js("return await window.meetingTest.e2eeStats()")
+                for t in worker.get("transforms", {}).values():
+                    t.pop("recent", None)
+                out[page.name]["e2ee_worker"] = worker
             except Exception as e:  # noqa: BLE001 - diagnostics only
                 out[page.name] = {"error": str(e)}
         try:
@@ -439,7 +447,324 @@ def fresh(run: Run) -> dict:
     return {"b": {"screen": sb["screen"], "chat": sb["chat"], "password": sb["password"], "isModerator": sb["isModerator"]}}
 
 
-SCENARIOS = {"topology": topology, "lobby": lobby, "fresh": fresh}
+# ------------------------------------------------------------------------------ e2ee
+
+PASSPHRASE = "correct horse battery staple"
+OTHER_PASSPHRASE = "a different passphrase entirely"
+NEW_PASSPHRASE = "the passphrase after rotation"
+
+
+def control_api() -> tuple[str, str]:
+    """The appliance's bridge control URL and secret (run.sh has it write them: a test build)."""
+    path = os.environ.get("APPLIANCE_TEST_CONTROL_FILE")
+    if not path:
+        raise Failure("APPLIANCE_TEST_CONTROL_FILE is not set (run me through run.sh)")
+    try:
+        with open(path) as f:
+            c = json.load(f)
+    except OSError as e:
+        raise Failure(f"no control file at {path} ({e}): is the appliance built with --features test-tap?") from None
+    return c["url"], c["secret"]
+
+
+def tap_records() -> dict:
+    url, secret = control_api()
+    request = urllib.request.Request(f"{url}/v1/test/tap", headers={"Authorization": f"Bearer {secret}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.load(resp)
+
+
+def e2ee_view(page: Page) -> dict:
+    """participant id -> {on, state}, as the page shows it."""
+    return page.state()["e2ee"]["participants"]
+
+
+def worker_stats(page: Page) -> dict:
+    return page.js("return await window.meetingTest.e2eeStats()")
+
+
+def decoded_frames(page: Page, ids: dict, names: list[str]) -> dict:
+    s = page.stats()
+    return {n: s["remoteVideo"].get(ids[n], 0) for n in names}, s
+
+
+def decoding_grows(run: Run, page: Page, ids: dict, names: list[str], mode: str, window: float = 2.0) -> dict:
+    """Waits until `page` decodes video of every member in `names` in `mode`, then checks the
+    count still grows over `window` seconds: frames that decrypt, not a decoder that stalled."""
+    first = wait_for(lambda: (d := decoded_frames(page, ids, names))[1]["mode"] == mode
+                     and all(v > 0 for v in d[0].values()) and d[0],
+                     f"{page.name} decoding {names} in {mode} mode", timeout=40, interval=1)
+    # A decoder that lost frames (dropped while keys were derived) waits for a keyframe, which
+    # the worker asks for: allow for it, then the count must keep growing.
+    grown = wait_for(lambda: (d := decoded_frames(page, ids, names))[1]["mode"] == mode
+                     and all(d[0][n] >= first[n] + 5 for n in names) and d[0],
+                     f"{page.name}'s video from {names} growing in {mode} mode (from {first})", timeout=20, interval=1)
+    time.sleep(window)
+    second, s = decoded_frames(page, ids, names)
+    if s["mode"] != mode or any(second[n] <= grown[n] for n in names):
+        raise Failure(f"{page.name}: video from {names} stopped in {mode} mode: {first} -> {grown} -> {second}")
+    return {n: [first[n], second[n]] for n in names}
+
+
+def states_are(page: Page, ids: dict, expected: dict, timeout: float = 20) -> dict:
+    """Waits until `page` shows each member in `expected` (name -> e2ee state)."""
+    def check():
+        view = e2ee_view(page)
+        got = {n: view.get(ids[n], {}).get("state") for n in expected}
+        return got == expected and got
+
+    return wait_for(check, f"{page.name} showing {expected}", timeout=timeout, interval=0.5)
+
+
+def encrypt_kids(stats: dict) -> dict:
+    """kind -> KIDs the page's encrypt transforms used."""
+    out: dict = {"audio": set(), "video": set()}
+    for t in stats["transforms"].values():
+        if t.get("role") == "encrypt":
+            out[t["kind"]].update(int(k, 16) for k in t.get("kids", []))
+    return out
+
+
+def frame_hashes(stats: dict, role: str, kind: str, owner: str | None = None) -> dict:
+    """RTP timestamp -> plaintext hash over the page's transforms of `role` and `kind` (and
+    the receivers carrying `owner`)."""
+    out = {}
+    for tid, t in stats["transforms"].items():
+        if t.get("role") != role or t.get("kind") != kind:
+            continue
+        if owner is not None and stats.get("owners", {}).get(tid) != owner:
+            continue
+        for r in t.get("recent", []):
+            out[r["timestamp"]] = r["hash"]
+    return out
+
+
+def sframe_header(data: bytes) -> tuple[int, int, int] | None:
+    """(kid, ctr, header length) of an SFrame header (RFC 9605 section 4.3), or None."""
+    if not data:
+        return None
+    config = data[0]
+    x, k, y, c = config >> 7, (config >> 4) & 7, (config >> 3) & 1, config & 7
+    at = 1
+    if x:
+        n = k + 1
+        if len(data) < at + n:
+            return None
+        kid, at = int.from_bytes(data[at:at + n], "big"), at + n
+    else:
+        kid = k
+    if y:
+        n = c + 1
+        if len(data) < at + n:
+            return None
+        ctr, at = int.from_bytes(data[at:at + n], "big"), at + n
+    else:
+        ctr = c
+    return kid, ctr, at
+
+
+def vp8_frame_start(payload: bytes) -> bytes | None:
+    """The frame bytes after the VP8 payload descriptor (RFC 7741) when the packet starts a
+    frame (S = 1, partition 0), else None."""
+    if len(payload) < 1:
+        return None
+    b0 = payload[0]
+    if not (b0 & 0x10) or (b0 & 0x07):
+        return None
+    at = 1
+    if b0 & 0x80:
+        if len(payload) < 2:
+            return None
+        x = payload[1]
+        at = 2
+        if x & 0x80:  # I: picture id, 7 or 15 bits
+            at += 2 if len(payload) > at and payload[at] & 0x80 else 1
+        if x & 0x40:  # L: TL0PICIDX
+            at += 1
+        if x & 0x30:  # T or K: TID/Y/KEYIDX
+            at += 1
+    return payload[at:]
+
+
+def check_tap(run: Run, kids: dict, heads: dict) -> dict:
+    """The bridge's tap (what it had after SRTP, DESIGN.md invariant 9): every audio payload
+    is an SFrame frame of a known audio key id; every video packet that starts a frame holds the
+    VP8 frame tag in clear (3 or 10 bytes) and then an SFrame frame of a known video key id; the
+    sender's plaintext after the clear bytes appears nowhere in what the bridge forwarded."""
+    tap = tap_records()
+    records = tap["records"]
+    if len(records) < 200:
+        raise Failure(f"the tap recorded only {len(records)} packets: {({k: v for k, v in tap.items() if k != 'records'})}")
+    audio = video_starts = continuation = empty = compared = 0
+    problems = []
+    for r in records:
+        payload = bytes.fromhex(r["payload_prefix"])
+        if r["payload_len"] == 0:
+            empty += 1  # padding only (bandwidth probes)
+            continue
+        header = sframe_header(payload)
+        if header and header[0] in kids["audio"] and r["payload_len"] >= header[2] + 16:
+            audio += 1
+            continue
+        frame = vp8_frame_start(payload)
+        if frame is not None:
+            clear = 10 if frame and frame[0] & 1 == 0 else 3
+            header = sframe_header(frame[clear:])
+            if not header or header[0] not in kids["video"]:
+                problems.append(f"video frame start without an SFrame header of a known key id: {r}")
+                continue
+            plain = bytes.fromhex(heads.get(r["timestamp"], ""))
+            if len(plain) >= clear + 16:
+                compared += 1
+                if plain[:clear] != frame[:clear]:
+                    problems.append(f"frame {r['timestamp']}: the clear bytes differ from the sender's: {r}")
+                if plain[clear:clear + 16] in payload:
+                    problems.append(f"plaintext of frame {r['timestamp']} in the forwarded payload: {r}")
+            video_starts += 1
+            continue
+        if payload and payload[0] & 0x10 == 0:
+            continuation += 1  # the middle of a frame: ciphertext, no header to check
+            continue
+        problems.append(f"neither SFrame audio nor a VP8 frame: {r}")
+    if problems:
+        raise Failure(f"{len(problems)} tapped packets are not SFrame: {problems[:3]}")
+    if audio < 50 or video_starts < 20 or compared < 5:
+        raise Failure(f"too few encrypted packets recognised in the tap: audio {audio}, video frames "
+                      f"{video_starts}, compared with the sender's plaintext {compared}")
+    result = {"records": len(records), "audio": audio, "video_frame_starts": video_starts,
+              "compared_with_plaintext": compared, "video_continuations": continuation, "padding_only": empty}
+    run.step(f"tap: {result}")
+    return result
+
+
+def decrypted_match_encoded(run: Run, pages: list, ids: dict, stats: dict) -> dict:
+    """Each receiver's decrypted frames equal what their sender encoded (same RTP timestamp,
+    same hash): the encryption is transparent end to end."""
+    out = {}
+    for receiver in pages:
+        for sender in pages:
+            if sender is receiver:
+                continue
+            sent = frame_hashes(stats[sender.name], "encrypt", "video")
+            got = frame_hashes(stats[receiver.name], "decrypt", "video", owner=ids[sender.name])
+            common = [ts for ts in got if ts in sent]
+            bad = [ts for ts in common if got[ts] != sent[ts]]
+            if len(common) < 5 or bad:
+                raise Failure(f"{receiver.name} <- {sender.name}: {len(common)} frames in common, {len(bad)} differ")
+            out[f"{sender.name}->{receiver.name}"] = len(common)
+    run.step(f"decrypted frames equal the encoded ones: {out}")
+    return out
+
+
+def e2ee(run: Run) -> dict:
+    room = "e2ee-room"
+    a, b, c = run.browser("A"), run.browser("B"), run.browser("C")
+    d = run.tab(c, "D")
+    ids: dict = {}
+    result: dict = {}
+
+    # A and B: P2P, then both turn encryption on in the meeting.
+    for p in (a, b):
+        run.join(p, room)
+        ids[p.name] = p.state()["id"]
+    for p in (a, b):
+        r = p.act(f"setE2ee({json.dumps(PASSPHRASE)})")
+        if not r.get("ok"):
+            raise Failure(f"{p.name}: setE2ee -> {r}")
+    for p, o in ((a, b), (b, a)):
+        states_are(p, ids, {o.name: "decrypting"})
+        result[f"p2p_{p.name}"] = decoding_grows(run, p, ids, [o.name], "p2p")
+    run.step(f"A and B decrypt each other in P2P: {result['p2p_A']} {result['p2p_B']}")
+
+    # C sets the passphrase before joining: encrypted from its first frame. Bridge mode.
+    c.go(run.url(room, "C", join=False))
+    wait_for(lambda: c.state()["screen"] == "prejoin", "C on the pre-join screen")
+    r = c.act(f"setE2ee({json.dumps(PASSPHRASE)})")
+    if not r.get("ok"):
+        raise Failure(f"C: setE2ee before joining -> {r}")
+    c.start("join({name: 'C'})")
+    wait_for(lambda: c.state()["screen"] == "meeting", "C in the meeting")
+    ids["C"] = c.state()["id"]
+    group = [a, b, c]
+    for p in group:
+        others = [o.name for o in group if o is not p]
+        states_are(p, ids, {n: "decrypting" for n in others}, timeout=40)
+        result[f"bridge_{p.name}"] = decoding_grows(run, p, ids, others, "bridge")
+        audio = p.stats()["remoteAudio"]
+        if not all(audio.get(ids[n], 0) > 0 for n in others):
+            raise Failure(f"{p.name}: no decoded audio from {others}: {audio}")
+    run.step(f"A, B, C decrypt each other through the bridge: {[result[f'bridge_{p.name}'] for p in group]}")
+
+    # What the bridge forwarded (its tap holds the first packets of the bridge meeting, which
+    # the senders' recent frames still cover now), and what the receivers decrypted.
+    stats = {p.name: worker_stats(p) for p in group}
+    kids: dict = {"audio": set(), "video": set()}
+    heads = {}
+    for st in stats.values():
+        for kind, values in encrypt_kids(st).items():
+            kids[kind] |= values
+        for t in st["transforms"].values():
+            if t.get("role") == "encrypt" and t.get("kind") == "video":
+                heads.update({r["timestamp"]: r["head"] for r in t.get("recent", []) if r.get("head")})
+    if len(kids["audio"]) < 3 or len(kids["video"]) < 3:
+        raise Failure(f"expected three senders' key ids per kind: {kids}")
+    result["tap"] = check_tap(run, kids, heads)
+    result["hashes"] = decrypted_match_encoded(run, group, ids, stats)
+
+    # D: another passphrase. Decodes nobody; everyone sees D as "cannot decrypt", D sees them so.
+    d.go(run.url(room, "D", join=False))
+    wait_for(lambda: d.state()["screen"] == "prejoin", "D on the pre-join screen")
+    r = d.act(f"setE2ee({json.dumps(OTHER_PASSPHRASE)})")
+    if not r.get("ok"):
+        raise Failure(f"D: setE2ee -> {r}")
+    d.start("join({name: 'D'})")
+    wait_for(lambda: d.state()["screen"] == "meeting", "D in the meeting")
+    ids["D"] = d.state()["id"]
+    states_are(d, ids, {n: "cannot-decrypt" for n in ("A", "B", "C")}, timeout=40)
+    for p in group:
+        states_are(p, ids, {"D": "cannot-decrypt"}, timeout=30)
+    before, s = decoded_frames(d, ids, ["A", "B", "C"])
+    time.sleep(3)
+    after, s = decoded_frames(d, ids, ["A", "B", "C"])
+    if s["mode"] != "bridge" or any(after.values()):
+        raise Failure(f"D decoded frames of members with another passphrase: {before} -> {after} ({s})")
+    d_stats = worker_stats(d)
+    failed = sum(t.get("failed", 0) for t in d_stats["transforms"].values() if t.get("role") == "decrypt")
+    decrypted = sum(t.get("decrypted", 0) for t in d_stats["transforms"].values() if t.get("role") == "decrypt")
+    if failed == 0 or decrypted != 0:
+        raise Failure(f"D's worker: failed {failed}, decrypted {decrypted} (wanted failures and no decryption)")
+    result["d"] = {"framesDecoded": after, "failed": failed, "decrypted": decrypted}
+    run.step(f"D (another passphrase) decodes nothing: {result['d']}")
+    # The others still decode each other with D in the room.
+    for p in group:
+        decoding_grows(run, p, ids, [o.name for o in group if o is not p], "bridge", window=1.5)
+
+    # Back to P2P: D and C leave; A and B still decrypt each other.
+    d.act("leave()")
+    c.act("leave()")
+    run.step("C and D left")
+    wait_for(lambda: a.state()["mode"] == "p2p" and b.state()["mode"] == "p2p", "A and B back in P2P", timeout=20)
+    for p, o in ((a, b), (b, a)):
+        states_are(p, ids, {o.name: "decrypting"}, timeout=30)
+        result[f"p2p_again_{p.name}"] = decoding_grows(run, p, ids, [o.name], "p2p")
+    run.step(f"A and B decrypt each other in P2P again: {result['p2p_again_A']} {result['p2p_again_B']}")
+
+    # Rotation: A changes the passphrase. B cannot decrypt A until B changes it too.
+    r = a.act(f"setE2ee({json.dumps(NEW_PASSPHRASE)})")
+    if not r.get("ok"):
+        raise Failure(f"A: passphrase change -> {r}")
+    states_are(b, ids, {"A": "cannot-decrypt"}, timeout=20)
+    r = b.act(f"setE2ee({json.dumps(NEW_PASSPHRASE)})")
+    if not r.get("ok"):
+        raise Failure(f"B: passphrase change -> {r}")
+    for p, o in ((a, b), (b, a)):
+        states_are(p, ids, {o.name: "decrypting"}, timeout=20)
+        result[f"rotated_{p.name}"] = decoding_grows(run, p, ids, [o.name], "p2p")
+    run.step(f"after the passphrase change both decrypt again: {result['rotated_A']} {result['rotated_B']}")
+    return result
+
+
+SCENARIOS = {"topology": topology, "lobby": lobby, "fresh": fresh, "e2ee": e2ee}
 
 
 def main() -> int:

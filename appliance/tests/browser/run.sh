@@ -19,7 +19,7 @@ die() {
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 scenario=${1:-}
-[ -n "$scenario" ] || die "usage: unshare -n $0 <topology|lobby|fresh> [meeting.py options]"
+[ -n "$scenario" ] || die "usage: unshare -n $0 <topology|lobby|fresh|e2ee> [meeting.py options]"
 shift
 
 appliance_bin=${APPLIANCE_BIN:-$root/target/release/appliance}
@@ -55,7 +55,10 @@ appliance_log() {
     echo "--- end of appliance log ---" >&2
 }
 
-HOME=$tmp/home NO_COLOR=1 "$appliance_bin" >"$tmp/appliance.log" 2>&1 </dev/null &
+# A test build of the appliance (cargo feature test-tap) records the first packets its bridge
+# forwards and says where its control API is; a production build ignores both variables.
+export APPLIANCE_TEST_CONTROL_FILE=$tmp/control.json
+HOME=$tmp/home NO_COLOR=1 APPLIANCE_TEST_TAP=10000 "$appliance_bin" >"$tmp/appliance.log" 2>&1 </dev/null &
 appliance_pid=$!
 
 deadline=$((SECONDS + 30))
