@@ -17,12 +17,14 @@ Starts nothing but Chromium sessions (one chromedriver, at most three Chromiums,
 driven through chromedriver's W3C WebDriver HTTP API with the stdlib. The appliance (and its
 bridge metrics on http://127.0.0.1:9464/metrics) must already run: run.sh starts it. Prints one
 JSON line per run ({"ok": true|false, ...}); exit 0 on success, 1 on failure. A hard timeout
-(--timeout, default 150 s) bounds the whole run.
+(--timeout, default 150 s) bounds the whole run. With MEETING_SCREENSHOTS=DIR the e2ee scenario
+saves A's and D's pages there (e2ee-A.png, e2ee-D.png) for a person to look at the tiles.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -150,6 +152,13 @@ class Page:
             return self.js("return window.meetingTest.trace()")[-20:]
         except Exception as e:  # noqa: BLE001 - diagnostics only
             return [f"no trace: {e}"]
+
+    def screenshot(self, path: str) -> None:
+        """A PNG of the page (the window is 320x240 unless a test resizes it)."""
+        self.focus()
+        data = self.driver.request("GET", f"/session/{self.sid}/screenshot", timeout=15)
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data))
 
     def quit(self) -> None:
         try:
@@ -734,6 +743,11 @@ def e2ee(run: Run) -> dict:
     if failed == 0 or decrypted != 0:
         raise Failure(f"D's worker: failed {failed}, decrypted {decrypted} (wanted failures and no decryption)")
     result["d"] = {"framesDecoded": after, "failed": failed, "decrypted": decrypted}
+    if os.environ.get("MEETING_SCREENSHOTS"):  # for a person checking the tiles by eye
+        for p in (a, d):
+            p.post("/window/rect", {"width": 1000, "height": 700})
+            time.sleep(1)
+            p.screenshot(os.path.join(os.environ["MEETING_SCREENSHOTS"], f"e2ee-{p.name}.png"))
     run.step(f"D (another passphrase) decodes nothing: {result['d']}")
     # The others still decode each other with D in the room.
     for p in group:
