@@ -54,6 +54,8 @@ pub struct Meeting {
     pub receive: Receive,
     /// loadgen's media threads.
     pub threads: usize,
+    /// Whether the participants encrypt end to end (SFrame) as well.
+    pub e2ee: bool,
 }
 
 impl Meeting {
@@ -190,6 +192,7 @@ pub fn measure(meeting: &Meeting, count_syscalls: bool) -> io::Result<MeetingSam
         video: VideoPattern::new(meeting.video_pps, 30, 2, 5).paced(PACING),
         audio_level_id: 1,
         threads: meeting.threads,
+        e2ee: meeting.e2ee,
         target: Target::ControlApi {
             api,
             secret,

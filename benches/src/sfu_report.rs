@@ -21,6 +21,8 @@ pub struct SfuCase {
     pub profile: Profile,
     /// Participants per conference: fan-out is one less.
     pub size: usize,
+    /// Whether the media is end-to-end encrypted (SFrame) as well ([`crate::loadgen::e2ee`]).
+    pub e2ee: bool,
 }
 
 impl SfuCase {
@@ -28,7 +30,7 @@ impl SfuCase {
         self.size - 1
     }
 
-    /// The JSON field prefix: `sfu_gcm`, `sfu_cm_fanout4`, `meeting`.
+    /// The JSON field prefix: `sfu_gcm`, `sfu_cm_fanout4`, `meeting`, `meeting_e2ee`.
     pub fn key(&self) -> String {
         let base = self.name.replace('-', "_");
         match self.fanout() {
@@ -38,15 +40,23 @@ impl SfuCase {
     }
 }
 
-pub const MEETING: SfuCase = SfuCase { name: "meeting", profile: Profile::AeadAes128Gcm, size: 10 };
+pub const MEETING: SfuCase =
+    SfuCase { name: "meeting", profile: Profile::AeadAes128Gcm, size: 10, e2ee: false };
 
-/// In report order: fan-out 1, fan-out 4, then the 10-participant meeting.
-pub const CASES: [SfuCase; 5] = [
-    SfuCase { name: "sfu-gcm", profile: Profile::AeadAes128Gcm, size: 2 },
-    SfuCase { name: "sfu-cm", profile: Profile::Aes128CmHmacSha1_80, size: 2 },
-    SfuCase { name: "sfu-gcm", profile: Profile::AeadAes128Gcm, size: 5 },
-    SfuCase { name: "sfu-cm", profile: Profile::Aes128CmHmacSha1_80, size: 5 },
+/// The meeting with every payload SFrame-encrypted end to end, all else equal. Its packets
+/// have the same lengths, so its CPU per packet over the meeting's is what E2EE costs the
+/// bridge: nothing, if the bridge treats the payload as the opaque bytes it is.
+pub const MEETING_E2EE: SfuCase = SfuCase { name: "meeting-e2ee", e2ee: true, ..MEETING };
+
+/// In report order: fan-out 1, fan-out 4, then the 10-participant meeting without and with
+/// end-to-end encryption.
+pub const CASES: [SfuCase; 6] = [
+    SfuCase { name: "sfu-gcm", profile: Profile::AeadAes128Gcm, size: 2, e2ee: false },
+    SfuCase { name: "sfu-cm", profile: Profile::Aes128CmHmacSha1_80, size: 2, e2ee: false },
+    SfuCase { name: "sfu-gcm", profile: Profile::AeadAes128Gcm, size: 5, e2ee: false },
+    SfuCase { name: "sfu-cm", profile: Profile::Aes128CmHmacSha1_80, size: 5, e2ee: false },
     MEETING,
+    MEETING_E2EE,
 ];
 
 /// What the SFU runs share.
@@ -85,6 +95,7 @@ impl SfuSettings {
             batch_wait_us: self.batch_wait_us,
             receive: Receive::Nap,
             threads: self.threads,
+            e2ee: case.e2ee,
         }
     }
 }
@@ -259,7 +270,10 @@ mod tests {
     #[test]
     fn keys_name_the_fanout_except_the_first() {
         let keys: Vec<String> = CASES.iter().map(SfuCase::key).collect();
-        assert_eq!(keys, ["sfu_gcm", "sfu_cm", "sfu_gcm_fanout4", "sfu_cm_fanout4", "meeting"]);
+        assert_eq!(
+            keys,
+            ["sfu_gcm", "sfu_cm", "sfu_gcm_fanout4", "sfu_cm_fanout4", "meeting", "meeting_e2ee"]
+        );
     }
 
     #[test]
@@ -278,5 +292,8 @@ mod tests {
         assert_eq!(settings.meeting(CASES[0], window).conferences, 50);
         assert_eq!(settings.meeting(CASES[2], window).conferences, 20);
         assert_eq!(settings.meeting(MEETING, window).conferences, 4);
+        let (plain, e2ee) = (settings.meeting(MEETING, window), settings.meeting(MEETING_E2EE, window));
+        assert!(!plain.e2ee && e2ee.e2ee);
+        assert_eq!((e2ee.conferences, e2ee.video_pps), (plain.conferences, plain.video_pps), "same load");
     }
 }

@@ -6,6 +6,7 @@
 //! bench-report --quick      3 repetitions of 1 s windows
 //!     [--rate PPS] [--secs S] [--reps N] [--sources N] [--pool-slots N] [--workers N]
 //!     [--batch-wait-us N] [--no-syscalls] [--no-sfu] [--video-pps N] [--soak] [--svg PATH]
+//! bench-report --e2ee-only  only `meeting` and `meeting-e2ee`, alternating, --reps times each
 //! ```
 //!
 //! `--pool-slots` sets the engine's `pool_slots_per_worker` (default: the engine's default),
@@ -48,7 +49,11 @@
 //! (fan-out 4), offered `--rate` packets/s in all (audio 50 and `--video-pps` video packets/s
 //! per participant; the conference count follows); and `meeting`, conferences of 10 with
 //! everyone sending audio and video (fan-out 9, GCM) at 4/9 of `--rate`, so it forwards as
-//! many copies as fan-out 4. Then, for the meeting: the highest offered rate with loss under
+//! many copies as fan-out 4; and `meeting-e2ee`, the same meeting with every payload
+//! SFrame-encrypted end to end (loadgen's `--e2ee`: packets of the same lengths), run next to
+//! `meeting` in every repetition, the two taking turns going first, so that
+//! `e2ee_cost_ratio` (the median of one over the median of the other) shows what forwarding
+//! ciphertext costs the bridge. Then, for the meeting: the highest offered rate with loss under
 //! 0.1% (doubling, then bisecting; short runs), a run at half that rate for its p99 latency,
 //! and a long run for the growth of the bridge's resident memory after warm-up (`--soak`: 5
 //! minutes). `--svg PATH` writes a bar chart of CPU per forwarded packet of every
@@ -68,7 +73,7 @@ use std::time::Duration;
 use benches::meeting::{self, MeetingSample};
 use benches::scenario::{self, Sample, Scenario};
 use benches::serve::{self, Kind, ServeOptions};
-use benches::sfu_report::{self, CASES, MEETING, Search, SfuCase, SfuSettings, SfuSummary};
+use benches::sfu_report::{self, CASES, MEETING, MEETING_E2EE, Search, SfuCase, SfuSettings, SfuSummary};
 use benches::svg::{self, Bar};
 use benches::{PACKET_LEN, kernel, perf};
 use engine::EngineConfig;
@@ -79,7 +84,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage: bench-report [--quick] [--rate PPS] [--secs S] [--reps N] [--sources N] \
                      [--pool-slots N] [--workers N] [--batch-wait-us N] [--no-syscalls] [--no-sfu] \
-                     [--video-pps N] [--soak] [--svg PATH]";
+                     [--video-pps N] [--soak] [--svg PATH] [--e2ee-only]";
 
 const FANOUTS: [usize; 2] = [1, 4];
 /// Forwarders measured at every fan-out, in report order.
@@ -112,6 +117,8 @@ struct Settings {
     syscall_window: Option<Duration>,
     /// Whether the SFU scenarios run.
     sfu: bool,
+    /// Only the meeting without and with end-to-end encryption (`--e2ee-only`).
+    e2ee_only: bool,
     /// Video packets/s per SFU participant.
     video_pps: u32,
     /// Runs of the lossless-rate search, and the window of each.
@@ -140,6 +147,7 @@ impl Settings {
                 workers: None,
                 syscall_window: Some(Duration::from_millis(500)),
                 sfu: true,
+                e2ee_only: false,
                 video_pps: 450,
                 search_steps: 5,
                 search_window: Duration::from_secs(1),
@@ -160,6 +168,7 @@ impl Settings {
                 workers: None,
                 syscall_window: Some(Duration::from_secs(1)),
                 sfu: true,
+                e2ee_only: false,
                 video_pps: 450,
                 search_steps: 8,
                 search_window: Duration::from_secs(2),
@@ -180,6 +189,10 @@ impl Settings {
                 }
                 "--no-sfu" => {
                     settings.sfu = false;
+                    continue;
+                }
+                "--e2ee-only" => {
+                    settings.e2ee_only = true;
                     continue;
                 }
                 "--soak" => {
@@ -268,6 +281,9 @@ fn main() -> ExitCode {
 fn report(settings: &Settings) -> io::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = settings.workers.unwrap_or(cores);
+    if settings.e2ee_only {
+        return e2ee_only(settings, &settings.sfu(workers));
+    }
     let sfu = settings.sfu.then(|| settings.sfu(workers));
     let (samples, sfu_samples) = run_interleaved(settings, workers, sfu.as_ref())?;
     let counting = settings.syscall_window.filter(|_| perf::available());
@@ -303,6 +319,79 @@ struct SfuExtras {
     summaries: Vec<SfuSummary>,
     search: Search,
     soak: MeetingSample,
+}
+
+/// The meeting's bridge CPU per packet with end-to-end encryption over that without: medians
+/// over the same repetitions, in each of which the two ran back to back.
+fn e2ee_cost_ratio(summaries: &[SfuSummary]) -> Option<f64> {
+    Some(sfu_summary(summaries, MEETING_E2EE)?.median() / sfu_summary(summaries, MEETING)?.median())
+}
+
+fn sfu_summary(summaries: &[SfuSummary], case: SfuCase) -> Option<&SfuSummary> {
+    summaries.iter().find(|s| s.case == case)
+}
+
+/// The line that compares the meeting with and without end-to-end encryption.
+fn print_e2ee_cost(summaries: &[SfuSummary]) {
+    let plain = sfu_summary(summaries, MEETING);
+    let e2ee = sfu_summary(summaries, MEETING_E2EE);
+    let (Some(ratio), Some(plain), Some(e2ee)) = (e2ee_cost_ratio(summaries), plain, e2ee) else {
+        return;
+    };
+    println!(
+        "meeting-e2ee / meeting, bridge CPU per packet: {ratio:.3}x ({:.1} / {:.1} ns/pkt, medians of {} runs \
+         each, back to back, alternating which goes first; payloads SFrame-encrypted end to end, same packet \
+         lengths)",
+        e2ee.median(),
+        plain.median(),
+        plain.ns_per_pkt.len()
+    );
+}
+
+/// `--e2ee-only`: the meeting without and with end-to-end encryption and nothing else, back
+/// to back and taking turns going first, `--reps` times: `e2ee_cost_ratio` in a minute or
+/// two, for a busy machine or a change to the bridge's forwarding path.
+fn e2ee_only(settings: &Settings, sfu: &SfuSettings) -> io::Result<()> {
+    let cases = [MEETING, MEETING_E2EE];
+    let mut samples: [Vec<MeetingSample>; 2] = Default::default();
+    for rep in 0..settings.reps {
+        for turn in 0..cases.len() {
+            let index = (rep + turn) % cases.len();
+            let case = cases[index];
+            let sample = meeting::measure(&sfu.meeting(case, settings.window), false)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", case.name)))?;
+            eprintln!(
+                "[{}/{}] {:<15} {}",
+                2 * rep + turn + 1,
+                2 * settings.reps,
+                case.name,
+                sfu_progress(&sample)
+            );
+            samples[index].push(sample);
+        }
+    }
+    let summaries: Vec<SfuSummary> =
+        cases.iter().zip(&samples).map(|(&case, mine)| SfuSummary::of(sfu, case, mine, None)).collect();
+    print_e2ee_cost(&summaries);
+    let mut json = json!({
+        "e2ee_cost_ratio": e2ee_cost_ratio(&summaries).map(|r| round(r, 3)),
+        "repetitions": settings.reps,
+        "window_s": settings.window.as_secs_f64(),
+    });
+    let object = json.as_object_mut().expect("a JSON object");
+    for s in &summaries {
+        let key = s.case.key();
+        object.insert(format!("{key}_ns_per_pkt"), json!(round(s.median(), 1)));
+        object.insert(
+            format!("{key}_ns_per_pkt_samples"),
+            json!(s.ns_per_pkt.iter().map(|&v| round(v, 1)).collect::<Vec<_>>()),
+        );
+        object.insert(format!("{key}_loss"), json!(round(s.worst_loss, 6)));
+        object.insert(format!("{key}_p99_latency_us"), json!(s.p99_us.map(|v| round(v, 1))));
+        object.insert(format!("{key}_other_processes_cores"), json!(round(s.foreign_cores, 2)));
+    }
+    println!("{json}");
+    Ok(())
 }
 
 /// The SFU summaries (with their syscall counts from extra runs), the lossless-rate search
@@ -438,9 +527,15 @@ fn run_interleaved(settings: &Settings, workers: usize, sfu: Option<&SfuSettings
 fn sfu_progress(sample: &MeetingSample) -> String {
     let latency = sample.report.total.latency;
     let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+    let unexpected = sample.report.unexpected;
+    let e2ee = if sample.report.e2ee {
+        format!(" + SFrame ({} failed)", unexpected.sframe_failed)
+    } else {
+        String::new()
+    };
     format!(
         "{:7.1} ns/pkt, {:.0} pkt/s out, loss {:.3}% (full-socket drops in the window: {} at the bridge, {} elsewhere), \
-         latency p50/p99/p99.9 {}/{}/{} µs, SRTP {}, other processes {:.2} cores",
+         latency p50/p99/p99.9 {}/{}/{} µs, SRTP {}{e2ee}, other processes {:.2} cores",
         sample.ns_per_pkt(),
         sample.delivered_pps(),
         sample.loss() * 100.0,
@@ -769,7 +864,7 @@ fn print_sfu_table(summaries: &[Summary], extras: &SfuExtras) {
     );
     println!();
     println!(
-        "{:<10} {:>6} {:>5} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>7} {:>7} {:>8} {:>12} {:>6}",
+        "{:<12} {:>6} {:>5} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>7} {:>7} {:>8} {:>12} {:>6}",
         "config",
         "fanout",
         "confs",
@@ -789,7 +884,7 @@ fn print_sfu_table(summaries: &[Summary], extras: &SfuExtras) {
     for s in &extras.summaries {
         let syscalls = s.syscalls_per_pkt.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"));
         println!(
-            "{:<10} {:>6} {:>5} {:>8} {:>9.0} {:>9.1} {:>7.3} {:>7.3} {:>7.3}% {:>7} {:>7} {:>8} {:>12} {:>6.2}",
+            "{:<12} {:>6} {:>5} {:>8} {:>9.0} {:>9.1} {:>7.3} {:>7.3} {:>7.3}% {:>7} {:>7} {:>8} {:>12} {:>6.2}",
             s.case.name,
             s.case.fanout(),
             s.conferences,
@@ -806,6 +901,8 @@ fn print_sfu_table(summaries: &[Summary], extras: &SfuExtras) {
             s.foreign_cores,
         );
     }
+    println!();
+    print_e2ee_cost(&extras.summaries);
     let search = &extras.search;
     let steps: Vec<String> = search
         .steps
@@ -858,6 +955,8 @@ fn add_sfu_json(json: &mut serde_json::Value, summaries: &[Summary], extras: &Sf
         object.insert(format!("{key}_loss"), json!(round(s.worst_loss, 6)));
         object.insert(format!("{key}_p99_latency_us"), json!(s.p99_us.map(|v| round(v, 1))));
     }
+    object
+        .insert("e2ee_cost_ratio".to_owned(), json!(e2ee_cost_ratio(&extras.summaries).map(|r| round(r, 3))));
     let half = extras.search.half_load.as_ref();
     object.insert("max_pps_lossless".to_owned(), json!(extras.search.max_pps_lossless));
     object.insert(
@@ -875,6 +974,7 @@ fn add_sfu_json(json: &mut serde_json::Value, summaries: &[Summary], extras: &Sf
                 "config": s.case.name,
                 "fanout": s.case.fanout(),
                 "srtp_profile": s.profile,
+                "e2ee": s.case.e2ee,
                 "conferences": s.conferences,
                 "participants": s.participants,
                 "offered_pps": s.offered_pps,

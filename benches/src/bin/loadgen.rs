@@ -46,6 +46,15 @@ SFU through the control API, bridge/API.md (the data plane alone):
   --api ADDR                 control API address (the bridge's control.listen)
   --secret S                 its secret (default: $BRIDGE_CONTROL_SECRET)
 
+End-to-end encryption (any mode):
+  --e2ee                     every media payload is SFrame-encrypted (RFC 9605,
+                             AES_128_GCM_SHA256_128) before SRTP and decrypted after it,
+                             keyed as the web client keys it (one random passphrase per run,
+                             a key per sender and stream); packets keep their lengths, the
+                             RTP header and audio level stay in clear, video keeps a 3-byte
+                             VP8 tag in clear. Frames that do not decrypt are counted as
+                             failed SFrame (a frame from another conference has no key).
+
 Either SFU path:
   --media ADDR               send media here instead of the bridge's announced candidate
   --profile gcm|cm|both      SRTP profiles to offer (default both: the bridge picks GCM)
@@ -112,6 +121,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
     let mut audio_level_id = 1u8;
     let mut pacing = 2.5f64;
     let mut threads = 1usize;
+    let mut e2ee = false;
     let (mut api, mut relay, mut media): (Option<SocketAddr>, Option<SocketAddr>, Option<SocketAddr>) =
         (None, None, None);
     let mut signaling: Option<String> = None;
@@ -144,6 +154,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
             "--pacing" => pacing = num(flag, value()?)?,
             "--audio-level-id" => audio_level_id = num(flag, value()?)?,
             "--threads" => threads = num(flag, value()?)?,
+            "--e2ee" => e2ee = true,
             "--api" => api = Some(num(flag, value()?)?),
             "--secret" => secret = Some(value()?),
             "--signaling" => signaling = Some(value()?),
@@ -203,6 +214,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
         audio_level_id,
         threads,
         target,
+        e2ee,
     };
     Ok(Some(Cli { config, json, quiet, print_relay: print_relay.then_some(drop_every), receive, nice }))
 }

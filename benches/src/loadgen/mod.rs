@@ -5,7 +5,9 @@
 //! control API, the data plane alone), open ICE, DTLS and SRTP to the bridge ([`connect`]),
 //! then send audio (50 packets/s with the RFC 6464 audio level) and video (frame bursts,
 //! [`schedule`]) stamped with sender, stream, sequence number and send time ([`wire`]), and
-//! measure what the bridge forwards to them ([`stats`], [`histogram`]). In relay mode
+//! measure what the bridge forwards to them ([`stats`], [`histogram`]). With
+//! [`Config::e2ee`] every media payload is end-to-end encrypted with SFrame on top ([`e2ee`]),
+//! so the bridge forwards ciphertext as it does for browsers with E2EE on. In relay mode
 //! ([`relay_routes`]) they send plain RTP through the bridge's static relay instead, with no
 //! signaling and no crypto.
 //!
@@ -17,7 +19,7 @@
 //! run: W worker threads, each owning P/W participants, until plan.stop_ns:
 //!     epoll_wait(sockets + 1 ms timerfd)
 //!       tick     -> each participant queues what is due -> one sendmmsg per participant
-//!       readable -> recvmmsg -> SRTP unprotect -> stamp -> per-stream stats + latency
+//!       readable -> recvmmsg -> SRTP unprotect -> [SFrame decrypt] -> stamp -> per-stream stats + latency
 //!     senders stop at plan.send_end_ns; receivers drain until plan.stop_ns
 //! main thread: a progress line every second; afterwards, leave and build the Report
 //! ```
@@ -39,6 +41,7 @@ pub mod batch;
 // The participant's connection setup lives in the bridge crate, shared with its tests.
 pub use bridge::client::{connect, ice, identity};
 pub mod clock;
+pub mod e2ee;
 pub mod histogram;
 pub mod http;
 pub mod join;
@@ -121,6 +124,9 @@ pub struct Config {
     /// Media threads.
     pub threads: usize,
     pub target: Target,
+    /// End-to-end encryption: every media payload is an SFrame frame (AES_128_GCM_SHA256_128),
+    /// packets keeping their lengths ([`e2ee`]).
+    pub e2ee: bool,
 }
 
 impl Config {
@@ -152,6 +158,7 @@ impl Config {
             "keyframe_weight": self.video.keyframe_weight,
             "pace_pps": self.video.pace_pps,
             "threads": self.threads,
+            "e2ee": self.e2ee.then_some("sframe AES_128_GCM_SHA256_128"),
             "target": target,
         })
     }
@@ -316,15 +323,27 @@ pub fn run_with(
             eprintln!("loadgen: leaving: {e}");
         }
     }
-    Ok(Report::build(config.to_json(), config.duration, &layout, &collected))
+    Ok(Report::build(config.to_json(), config.duration, &layout, &collected, config.e2ee))
 }
 
 /// Every participant, in index order, and the join to leave through at the end (none in
 /// relay mode).
 type Joined = (Vec<Participant>, Option<Box<dyn Join>>);
 
-/// Creates and connects every participant.
+/// Creates and connects every participant, and with `--e2ee` gives each its SFrame keys.
 fn setup(config: &Config, layout: &Layout) -> Result<Joined, String> {
+    // PBKDF2 is slow on purpose: once per run, before anyone joins.
+    let keys = config.e2ee.then(e2ee::RunKeys::random).transpose()?;
+    let (participants, join) = connect_everyone(config, layout)?;
+    let participants = match &keys {
+        Some(keys) => participants.into_iter().map(|p| p.encrypting(keys, layout)).collect(),
+        None => participants,
+    };
+    Ok((participants, join))
+}
+
+/// Creates and connects every participant, as the target says.
+fn connect_everyone(config: &Config, layout: &Layout) -> Result<Joined, String> {
     let count = config.participants;
     let phases = |i: usize| Phases::of(i, count, &config.video);
     let mut participants = Vec::with_capacity(count);

@@ -1,5 +1,5 @@
-//! One simulated participant: its socket, its SRTP state, what it sends when, and what it
-//! has received from each other member of its conference.
+//! One simulated participant: its socket, its SRTP state (and SFrame keys with `--e2ee`), what
+//! it sends when, and what it has received from each other member of its conference.
 
 use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, RawFd};
@@ -8,6 +8,7 @@ use bridge::media::srtp::{Context, SrtpError};
 
 use super::batch::{SendBatch, Sent};
 use super::connect::Secured;
+use super::e2ee::{Opener, RunKeys, Sealer, Unreadable};
 use super::histogram::Latencies;
 use super::ice::{CONSENT_INTERVAL_NS, Checks};
 use super::layout::Layout;
@@ -40,12 +41,16 @@ struct Outgoing {
 /// Datagrams a participant received that are not media from its conference.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Unexpected {
-    /// Media from a participant outside this one's conference, or from itself.
+    /// Media from a participant outside this one's conference, or from itself. (With
+    /// `--e2ee` such media has no key here and counts as `sframe_failed` instead.)
     pub misrouted: u64,
     /// RTP without a valid loadgen stamp.
     pub malformed: u64,
     /// SRTP or SRTCP that did not authenticate (replays are counted as duplicates instead).
     pub srtp_failed: u64,
+    /// With `--e2ee`: RTP whose payload is no SFrame frame this participant can open (no key
+    /// for its KID, as for a frame from another conference, or altered on the way).
+    pub sframe_failed: u64,
     /// RTCP (the bridge's reports; not measured).
     pub rtcp: u64,
     /// STUN (answers to our consent checks).
@@ -61,6 +66,9 @@ pub struct Participant {
     socket: UdpSocket,
     /// `None` in relay mode: plain RTP.
     srtp: Option<Secured>,
+    /// With `--e2ee`: this participant's SFrame encryption, and decryption of its conference.
+    sealer: Option<Sealer>,
+    opener: Option<Opener>,
     /// Consent checks (SFU mode only).
     checks: Option<Checks>,
     next_consent_ns: u64,
@@ -94,6 +102,8 @@ impl Participant {
             conference,
             socket,
             srtp,
+            sealer: None,
+            opener: None,
             checks,
             next_consent_ns: 0,
             audio_level_id,
@@ -106,6 +116,14 @@ impl Participant {
             incoming: vec![StreamStats::default(); 2 * members].into_boxed_slice(),
             unexpected: Unexpected::default(),
         }
+    }
+
+    /// Turns on end-to-end encryption: SFrame on every media payload sent, with this
+    /// participant's keys from `keys`, and on every one received.
+    pub fn encrypting(mut self, keys: &RunKeys, layout: &Layout) -> Self {
+        self.sealer = Some(Sealer::new(keys, self.index));
+        self.opener = Some(Opener::new(keys, layout, self.index));
+        self
     }
 
     pub fn fd(&self) -> RawFd {
@@ -146,7 +164,8 @@ impl Participant {
         }
         let elapsed = now_ns - plan.start_ns;
         let fd = self.socket.as_raw_fd();
-        let mut outbound = self.srtp.as_mut().map(|s| &mut s.outbound);
+        let mut outbound =
+            Outbound { sframe: self.sealer.as_mut(), srtp: self.srtp.as_mut().map(|s| &mut s.outbound) };
 
         if let Some(checks) = self.checks.as_mut().filter(|_| now_ns >= self.next_consent_ns) {
             self.next_consent_ns = now_ns + CONSENT_INTERVAL_NS;
@@ -169,7 +188,7 @@ impl Participant {
                 let stamp =
                     Stamp { kind: StreamKind::Audio, sender: self.index, seq: audio.seq, sent_ns: now_ns };
                 let (id, level) = (self.audio_level_id, self.audio_level);
-                push_rtp(batch, fd, outbound.as_deref_mut(), sent, |buf| {
+                push_rtp(batch, fd, &mut outbound, StreamKind::Audio, sent, |buf| {
                     wire::write_audio(buf, rtp, id, level, &stamp)
                 });
                 audio.next += 1;
@@ -212,7 +231,9 @@ impl Participant {
             };
             let stamp =
                 Stamp { kind: StreamKind::Video, sender: self.index, seq: stream.seq, sent_ns: now_ns };
-            push_rtp(batch, fd, outbound.as_deref_mut(), sent, |buf| wire::write_video(buf, rtp, &stamp));
+            push_rtp(batch, fd, &mut outbound, StreamKind::Video, sent, |buf| {
+                wire::write_video(buf, rtp, &stamp)
+            });
             stream.seq += 1;
             stream.rtp_seq = stream.rtp_seq.wrapping_add(1);
             pacer.packet += 1;
@@ -265,9 +286,22 @@ impl Participant {
     }
 
     fn record(&mut self, packet: &[u8], arrived_ns: u64, layout: &Layout, latency: &mut Latencies) {
-        let Ok(stamp) = wire::read(packet) else {
-            self.unexpected.malformed += 1;
-            return;
+        // With --e2ee the stamp is inside the SFrame frame: a frame from outside the
+        // conference finds no key here, and is counted as an SFrame failure, not misrouted.
+        let stamp = match &mut self.opener {
+            Some(opener) => opener.read(layout, packet),
+            None => wire::read(packet).map_err(Unreadable::NotOurs),
+        };
+        let stamp = match stamp {
+            Ok(stamp) => stamp,
+            Err(Unreadable::SFrame(_)) => {
+                self.unexpected.sframe_failed += 1;
+                return;
+            }
+            Err(Unreadable::NotOurs(_)) => {
+                self.unexpected.malformed += 1;
+                return;
+            }
         };
         let sender = stamp.sender as usize;
         if !layout.forwards(sender, self.index as usize) {
@@ -298,20 +332,41 @@ impl Participant {
     }
 }
 
-/// Queues one RTP packet written by `write`, protected with `outbound` when given.
+/// What happens to an RTP packet between being written and being sent, in a browser's
+/// order: end-to-end encryption of the payload (SFrame, with `--e2ee`), then hop-by-hop
+/// protection of the whole packet (SRTP, in SFU mode).
+struct Outbound<'a> {
+    sframe: Option<&'a mut Sealer>,
+    srtp: Option<&'a mut Context>,
+}
+
+impl Outbound<'_> {
+    /// Protects the packet of stream `kind` in `buf[..len]`; returns its length on the wire,
+    /// or `None` if it cannot be sent.
+    fn protect(&mut self, kind: StreamKind, buf: &mut [u8], len: usize) -> Option<usize> {
+        if let Some(sealer) = self.sframe.as_deref_mut() {
+            sealer.seal(kind, &mut buf[wire::rtp_header_len(kind)..len]).ok()?;
+        }
+        match self.srtp.as_deref_mut() {
+            Some(context) => context.protect_rtp(buf, len).ok(),
+            None => Some(len),
+        }
+    }
+}
+
+/// Queues one RTP packet of stream `kind` written by `write`, protected by `outbound`. A
+/// packet that cannot be protected counts as a failed send.
 fn push_rtp(
     batch: &mut SendBatch,
     fd: RawFd,
-    outbound: Option<&mut Context>,
+    outbound: &mut Outbound<'_>,
+    kind: StreamKind,
     sent: &mut Sent,
     write: impl FnOnce(&mut [u8]) -> usize,
 ) {
     batch.push(fd, sent, |buf| {
         let len = write(buf);
-        match outbound {
-            Some(context) => context.protect_rtp(buf, len).ok(),
-            None => Some(len),
-        }
+        outbound.protect(kind, buf, len)
     });
 }
 
@@ -373,6 +428,94 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loadgen::batch;
+    use crate::loadgen::clock;
+    use crate::loadgen::wire::{AUDIO_PACKET_LEN, MAGIC, VIDEO_PACKET_LEN};
+
+    /// Participant `index` of `layout` in relay mode (plain RTP, no SRTP), with `--e2ee`.
+    fn encrypting(index: u32, layout: &Layout, socket: UdpSocket, keys: &RunKeys) -> Participant {
+        Participant::new(index, layout, socket, None, None, 1, Phases::default()).encrypting(keys, layout)
+    }
+
+    /// Participant 2 sends through its real send path (SFrame, then `sendmmsg`) straight to
+    /// participant 0's socket; returns the datagrams that arrived and how many were sent.
+    fn encrypted_datagrams(layout: &Layout, keys: &RunKeys) -> (Vec<Vec<u8>>, u64) {
+        let inbox = crate::mmsg::udp_socket(([127, 0, 0, 1], 0).into(), 4 << 20).unwrap();
+        let outbox = UdpSocket::bind("127.0.0.1:0").unwrap();
+        outbox.connect(inbox.local_addr().unwrap()).unwrap();
+        let mut sender = encrypting(2, layout, outbox, keys);
+        let now = clock::now_ns();
+        // Started 50 ms ago: three audio packets and two video frames are due, well within
+        // the lag a sender catches up on (MAX_LAG_NS).
+        let start_ns = now - 50_000_000;
+        let plan = Plan { start_ns, send_end_ns: now + 1, measure_from_ns: start_ns, stop_ns: now + 1 };
+        let (mut queue, mut sent) = (SendBatch::new(64), Sent::default());
+        sender.send_due(now, &plan, &VideoPattern::new(200, 30, 1, 4), &mut queue, &mut sent);
+        let sent = batch::add(sent, queue.flush());
+        assert_eq!(sent.failed, 0);
+        inbox.set_nonblocking(true).unwrap();
+        let mut datagrams = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(len) = inbox.recv(&mut buf) {
+            datagrams.push(buf[..len].to_vec());
+        }
+        (datagrams, sent.sent)
+    }
+
+    #[test]
+    fn e2ee_packets_on_the_wire_keep_their_lengths_hide_the_stamp_and_decrypt_in_their_conference() {
+        let layout = Layout::round_robin(4, 2);
+        let keys = RunKeys::from_passphrase_key([9; 32]);
+        let (datagrams, sent) = encrypted_datagrams(&layout, &keys);
+        assert_eq!(datagrams.len() as u64, sent, "loopback loses nothing");
+        let lengths: Vec<usize> = datagrams.iter().map(Vec::len).collect();
+        assert!(lengths.iter().filter(|&&l| l == AUDIO_PACKET_LEN).count() >= 3, "{lengths:?}");
+        assert!(lengths.iter().filter(|&&l| l == VIDEO_PACKET_LEN).count() >= 2, "{lengths:?}");
+        assert!(lengths.iter().all(|&l| l == AUDIO_PACKET_LEN || l == VIDEO_PACKET_LEN), "{lengths:?}");
+        for datagram in &datagrams {
+            let magic = MAGIC.to_be_bytes();
+            assert!(!datagram.windows(4).any(|w| w == magic), "no stamp in clear");
+            assert_eq!(wire::read(datagram), Err(wire::NotOurs::NoStamp));
+        }
+
+        let (mut scratch, mut latency) = (vec![0u8; 2048], Latencies::new(0));
+        let mut receive = |receiver: &mut Participant| {
+            for datagram in &datagrams {
+                receiver.receive(datagram, clock::now_ns(), &layout, &mut scratch, &mut latency);
+            }
+        };
+        let mut member = encrypting(0, &layout, UdpSocket::bind("127.0.0.1:0").unwrap(), &keys);
+        receive(&mut member);
+        let got: u64 =
+            StreamKind::BOTH.iter().map(|&k| member.incoming(layout.slot(2), k).seq.unique()).sum();
+        assert_eq!(got, sent, "participant 0 decrypts everything participant 2 sends");
+        assert_eq!(member.unexpected.sframe_failed + member.unexpected.malformed, 0);
+
+        // Participant 1 is in the other conference: it has no key for participant 2.
+        let mut outsider = encrypting(1, &layout, UdpSocket::bind("127.0.0.1:0").unwrap(), &keys);
+        receive(&mut outsider);
+        assert_eq!(outsider.unexpected.sframe_failed, sent);
+        assert_eq!(outsider.unexpected.misrouted + outsider.unexpected.malformed, 0);
+    }
+
+    #[test]
+    fn e2ee_receiver_counts_a_flipped_payload_byte_as_a_failed_sframe_frame() {
+        let layout = Layout::round_robin(4, 2);
+        let keys = RunKeys::from_passphrase_key([9; 32]);
+        let (datagrams, _) = encrypted_datagrams(&layout, &keys);
+        let mut receiver = encrypting(0, &layout, UdpSocket::bind("127.0.0.1:0").unwrap(), &keys);
+        let (mut scratch, mut latency) = (vec![0u8; 2048], Latencies::new(0));
+        for datagram in &datagrams {
+            let mut tampered = datagram.clone();
+            // A byte of the payload, which the RTP header (clear, and not authenticated by
+            // SFrame) does not reach.
+            let at = tampered.len() - 30;
+            tampered[at] ^= 0x01;
+            receiver.receive(&tampered, clock::now_ns(), &layout, &mut scratch, &mut latency);
+        }
+        assert_eq!(receiver.unexpected.sframe_failed, datagrams.len() as u64);
+        assert_eq!(receiver.gaps() + receiver.incoming(layout.slot(2), StreamKind::Video).seq.unique(), 0);
+    }
 
     /// Runs the pacer tick by tick (1 ms) over `frames` frames encoded at once at time 0;
     /// returns when each packet left, in ms.

@@ -88,6 +88,8 @@ pub struct Report {
     pub config: Value,
     /// The SRTP profile the bridge chose ("none" in relay mode).
     pub profile: String,
+    /// Whether the media was end-to-end encrypted (SFrame) as well.
+    pub e2ee: bool,
     pub duration: Duration,
     pub streams: Vec<StreamReport>,
     pub audio: Totals,
@@ -114,7 +116,13 @@ pub struct Collected {
 }
 
 impl Report {
-    pub fn build(config: Value, duration: Duration, layout: &Layout, collected: &Collected) -> Self {
+    pub fn build(
+        config: Value,
+        duration: Duration,
+        layout: &Layout,
+        collected: &Collected,
+        e2ee: bool,
+    ) -> Self {
         let participants = &collected.participants;
         let mut streams = Vec::new();
         let (mut audio, mut video) = (Totals::default(), Totals::default());
@@ -155,6 +163,7 @@ impl Report {
             unexpected.misrouted += u.misrouted;
             unexpected.malformed += u.malformed;
             unexpected.srtp_failed += u.srtp_failed;
+            unexpected.sframe_failed += u.sframe_failed;
             unexpected.rtcp += u.rtcp;
             unexpected.stun += u.stun;
             unexpected.other += u.other;
@@ -181,6 +190,7 @@ impl Report {
         Self {
             config,
             profile,
+            e2ee,
             duration,
             streams,
             audio,
@@ -246,19 +256,20 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "packets/s out {:.0}, in {:.0} over {:.1} s; SRTP {}; send failures {}",
+            "packets/s out {:.0}, in {:.0} over {:.1} s; SRTP {}; E2EE {}; send failures {}",
             self.pps_out(),
             self.pps_in(),
             self.duration.as_secs_f64(),
             self.profile,
+            if self.e2ee { "SFrame AES_128_GCM_SHA256_128" } else { "off" },
             self.send_failed
         );
         let u = &self.unexpected;
-        if u.misrouted + u.malformed + u.srtp_failed > 0 {
+        if u.misrouted + u.malformed + u.srtp_failed + u.sframe_failed > 0 {
             let _ = writeln!(
                 out,
-                "unexpected: {} misrouted, {} malformed, {} failed SRTP",
-                u.misrouted, u.malformed, u.srtp_failed
+                "unexpected: {} misrouted, {} malformed, {} failed SRTP, {} failed SFrame",
+                u.misrouted, u.malformed, u.srtp_failed, u.sframe_failed
             );
         }
         let silent = self.silent_streams().count();
@@ -307,6 +318,7 @@ impl Report {
         json!({
             "config": self.config,
             "srtp_profile": self.profile,
+            "e2ee": self.e2ee,
             "duration_s": self.duration.as_secs_f64(),
             "packets_out": self.packets_out,
             "packets_in": self.packets_in,
@@ -318,6 +330,7 @@ impl Report {
             "total": totals(&self.total),
             "unexpected": {
                 "misrouted": u.misrouted, "malformed": u.malformed, "srtp_failed": u.srtp_failed,
+                "sframe_failed": u.sframe_failed,
                 "rtcp": u.rtcp, "stun": u.stun, "other": u.other,
             },
             "streams": streams,

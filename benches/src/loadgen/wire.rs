@@ -20,6 +20,9 @@
 //!
 //! The payload sequence number is loadgen's own and never wraps, unlike the RTP one (16 bits,
 //! which the bridge may see wrap in a long run): loss and reordering are counted on it.
+//!
+//! With `--e2ee` this header is the start of the plaintext of an SFrame frame that fills the
+//! payload, and packets keep their lengths ([`super::e2ee`] has the layout).
 
 use bridge::media::rtp::RtpHeader;
 
@@ -37,6 +40,10 @@ pub const VIDEO_PT: u8 = 96;
 /// RTP clock rates of the two payload types.
 pub const AUDIO_CLOCK: u64 = 48_000;
 pub const VIDEO_CLOCK: u64 = 90_000;
+/// Bytes in front of the payload: an audio packet's fixed header and its extension block
+/// with the audio level; a video packet's fixed header alone.
+pub const AUDIO_RTP_HEADER_LEN: usize = 20;
+pub const VIDEO_RTP_HEADER_LEN: usize = 12;
 /// The RFC 6464 extension's URI, as signaled.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
@@ -121,6 +128,14 @@ pub struct RtpFields {
     pub marker: bool,
 }
 
+/// Where the payload of a packet of stream `kind` starts.
+pub fn rtp_header_len(kind: StreamKind) -> usize {
+    match kind {
+        StreamKind::Audio => AUDIO_RTP_HEADER_LEN,
+        StreamKind::Video => VIDEO_RTP_HEADER_LEN,
+    }
+}
+
 fn write_fixed_header(out: &mut [u8], pt: u8, rtp: RtpFields, extension: bool) {
     out[0] = 0x80 | if extension { 0x10 } else { 0 };
     out[1] = pt | if rtp.marker { 0x80 } else { 0 };
@@ -136,8 +151,8 @@ pub fn write_audio(out: &mut [u8], rtp: RtpFields, level_id: u8, level: u8, stam
     write_fixed_header(out, AUDIO_PT, rtp, true);
     // "defined by profile" 0xBEDE, one 32-bit word of elements: [id | len-1 = 0] [V | level] pad.
     out[12..16].copy_from_slice(&[0xBE, 0xDE, 0, 1]);
-    out[16..20].copy_from_slice(&[level_id << 4, 0x80 | (level & 0x7f), 0, 0]);
-    stamp.write(&mut out[20..20 + HEADER_LEN]);
+    out[16..AUDIO_RTP_HEADER_LEN].copy_from_slice(&[level_id << 4, 0x80 | (level & 0x7f), 0, 0]);
+    stamp.write(&mut out[AUDIO_RTP_HEADER_LEN..AUDIO_RTP_HEADER_LEN + HEADER_LEN]);
     AUDIO_PACKET_LEN
 }
 
@@ -145,7 +160,7 @@ pub fn write_audio(out: &mut [u8], rtp: RtpFields, level_id: u8, level: u8, stam
 /// whatever the buffer held (the bridge does not look at it). Returns its length.
 pub fn write_video(out: &mut [u8], rtp: RtpFields, stamp: &Stamp) -> usize {
     write_fixed_header(out, VIDEO_PT, rtp, false);
-    stamp.write(&mut out[12..12 + HEADER_LEN]);
+    stamp.write(&mut out[VIDEO_RTP_HEADER_LEN..VIDEO_RTP_HEADER_LEN + HEADER_LEN]);
     VIDEO_PACKET_LEN
 }
 
@@ -158,14 +173,30 @@ pub enum NotOurs {
     NoStamp,
     /// The SSRC is not the one the stamp's sender and kind use.
     SsrcMismatch,
+    /// The SSRC is none of loadgen's.
+    ForeignSsrc,
+    /// With `--e2ee`: the SFrame key that opened the payload is not that of the stamp's sender
+    /// and stream.
+    KidMismatch,
 }
 
-/// Reads the stamp of a (decrypted) RTP packet and checks it against the SSRC.
+/// Reads the stamp of a (SRTP-decrypted) RTP packet and checks it against the SSRC.
 pub fn read(packet: &[u8]) -> Result<Stamp, NotOurs> {
+    let (ssrc, payload) = rtp_payload(packet)?;
+    read_stamp(ssrc, payload)
+}
+
+/// The SSRC and the payload (padding removed) of an RTP packet.
+pub fn rtp_payload(packet: &[u8]) -> Result<(u32, &[u8]), NotOurs> {
     let header = RtpHeader::parse(packet).map_err(|_| NotOurs::NotRtp)?;
-    let payload = &packet[header.header_len..header.header_len + header.payload_len];
-    let stamp = Stamp::read(payload).ok_or(NotOurs::NoStamp)?;
-    if header.ssrc != ssrc(stamp.sender, stamp.kind) {
+    Ok((header.ssrc, &packet[header.header_len..header.header_len + header.payload_len]))
+}
+
+/// Reads the stamp at the start of `plaintext`, the payload of a packet from `ssrc`, and
+/// checks it against the SSRC.
+pub fn read_stamp(ssrc: u32, plaintext: &[u8]) -> Result<Stamp, NotOurs> {
+    let stamp = Stamp::read(plaintext).ok_or(NotOurs::NoStamp)?;
+    if ssrc != self::ssrc(stamp.sender, stamp.kind) {
         return Err(NotOurs::SsrcMismatch);
     }
     Ok(stamp)

@@ -38,5 +38,6 @@ pub fn load(participants: usize, conferences: usize, secs: f64, target: Target) 
         audio_level_id: 1,
         threads: 1,
         target,
+        e2ee: false,
     }
 }
