@@ -258,3 +258,70 @@ fn invalid_requests_get_errors_that_name_the_field() {
     }
     assert_eq!(call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None).0, 503);
 }
+
+#[test]
+fn a_draining_bridge_keeps_its_conferences_and_refuses_new_ones() {
+    let bridge = start();
+    let api = bridge.api;
+    let (_, conference) = call(api, "POST", "/v1/conferences", None);
+    let c = conference["id"].as_str().unwrap().to_owned();
+    assert_eq!(call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None).0, 201);
+
+    let (status, body) = call(api, "POST", "/v1/drain", None);
+    assert_eq!((status, &body["draining"], &body["conferences"]), (200, &json!(true), &json!(1)), "{body}");
+    let (status, health) = call(api, "GET", "/v1/health", None);
+    assert_eq!((status, health["status"].as_str()), (503, Some("draining")));
+    let (status, refused) = call(api, "POST", "/v1/conferences", None);
+    assert_eq!(status, 503, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("draining"));
+    // The current meeting goes on, and someone may still join it.
+    assert_eq!(call(api, "GET", &format!("/v1/conferences/{c}"), None).0, 200);
+    assert_eq!(call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None).0, 201);
+    let (_, stats) = call(api, "GET", "/v1/stats", None);
+    assert_eq!(
+        (&stats["draining"], &stats["conferences"], &stats["endpoints"]),
+        (&json!(true), &json!(1), &json!(2))
+    );
+
+    // Cancelled: new conferences again.
+    let (status, _) = call(api, "POST", "/v1/drain", Some(json!({"draining": false})));
+    assert_eq!(status, 200);
+    assert_eq!(call(api, "GET", "/v1/health", None).0, 200);
+    assert_eq!(call(api, "POST", "/v1/conferences", None).0, 201);
+    let (status, body) = call(api, "POST", "/v1/drain", Some(json!({"draining": "soon"})));
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn stats_report_load_rate_and_drops() {
+    let bridge = start();
+    let api = bridge.api;
+    let (status, stats) = call(api, "GET", "/v1/stats", None);
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        (&stats["conferences"], &stats["endpoints"], &stats["draining"]),
+        (&json!(0), &json!(0), &json!(false))
+    );
+    assert_eq!(stats["rtp_forwarded_total"], 0);
+    assert_eq!(stats["rtp_forwarded_per_second"], Value::Null, "no rate before two samples a second apart");
+    assert_eq!(stats["stress"], 0.0);
+    assert!(stats["drops"].as_object().unwrap().contains_key("unknown_address"), "{stats}");
+
+    // Garbage from an unknown address is a counted drop; the rate appears after a second.
+    let (_, conference) = call(api, "POST", "/v1/conferences", None);
+    let (_, endpoint) =
+        call(api, "POST", &format!("/v1/conferences/{}/endpoints", conference["id"].as_str().unwrap()), None);
+    let media = endpoint["ice"]["candidates"][0]["port"].as_u64().unwrap() as u16;
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..5 {
+        socket.send_to(&[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1], ("127.0.0.1", media)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let (_, stats) = call(api, "GET", "/v1/stats", None);
+    assert_eq!((&stats["conferences"], &stats["endpoints"]), (&json!(1), &json!(1)));
+    assert!(stats["drops"]["unknown_address"].as_u64().unwrap() >= 5, "{stats}");
+    assert!(stats["drops_total"].as_u64().unwrap() >= 5, "{stats}");
+    assert_eq!(stats["rtp_forwarded_per_second"], 0.0, "{stats}");
+    let stress = stats["stress"].as_f64().unwrap();
+    assert!(stress > 0.0 && stress < 0.01, "one conference of the default 10,000: {stress}");
+}

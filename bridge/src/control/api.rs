@@ -40,6 +40,8 @@ type Shared = State<Arc<ApiState>>;
 pub fn router(state: Arc<ApiState>) -> Router {
     let router = Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/stats", get(stats))
+        .route("/v1/drain", post(drain))
         .route("/v1/conferences", post(create_conference))
         .route("/v1/conferences/{conference}", get(conference_status).delete(delete_conference))
         .route("/v1/conferences/{conference}/endpoints", post(create_endpoint))
@@ -117,6 +119,49 @@ async fn health(State(state): Shared) -> Response {
     });
     let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, axum::Json(body)).into_response()
+}
+
+/// Conferences, endpoints, packet rate, drops and stress: what a signaling daemon needs to
+/// choose a bridge for a new conference.
+async fn stats(State(state): Shared) -> Response {
+    let load = state.registry.load(Instant::now());
+    let drops: serde_json::Map<String, serde_json::Value> =
+        load.drops.iter().map(|(reason, n)| (reason.as_str().to_owned(), json!(n))).collect();
+    let body = json!({
+        "conferences": load.conferences,
+        "endpoints": load.endpoints,
+        "draining": load.draining,
+        "rtp_forwarded_total": load.forwarded,
+        "rtp_forwarded_per_second": load.forwarded_per_second,
+        "drops_total": load.drops.iter().map(|(_, n)| n).sum::<u64>(),
+        "drops": drops,
+        "stress": load.stress,
+        "workers": state.workers,
+    });
+    axum::Json(body).into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrainRequest {
+    draining: bool,
+}
+
+impl Default for DrainRequest {
+    /// An empty body drains.
+    fn default() -> Self {
+        Self { draining: true }
+    }
+}
+
+/// Starts (or cancels) a drain: new conferences are refused, current ones go on.
+async fn drain(State(state): Shared, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let request = parse_body::<DrainRequest>(&headers, &body)?;
+    state.registry.set_draining(request.draining);
+    let (conferences, endpoints) = state.registry.sizes();
+    tracing::info!(draining = request.draining, conferences, endpoints, "drain set through the control API");
+    let body = json!({ "draining": request.draining, "conferences": conferences, "endpoints": endpoints });
+    Ok(axum::Json(body).into_response())
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

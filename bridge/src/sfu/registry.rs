@@ -50,6 +50,46 @@ impl Default for Limits {
     }
 }
 
+/// The bridge's load, for placing conferences (`Registry::load`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Load {
+    pub conferences: usize,
+    pub endpoints: usize,
+    pub draining: bool,
+    /// RTP packets forwarded since start (once per received packet, whatever the fan-out).
+    pub forwarded: u64,
+    /// Their rate over the last second or more; `None` until two samples a second apart.
+    pub forwarded_per_second: Option<f64>,
+    pub drops: Vec<(MediaDrop, u64)>,
+    /// How much of its configured capacity the bridge uses, 0 to 1: the larger of its shares
+    /// of `max_conferences` and `max_endpoints`.
+    pub stress: f64,
+}
+
+/// A count at an instant, and the rate measured up to it.
+#[derive(Debug, Default)]
+struct RateSample {
+    at: Option<(Instant, u64)>,
+    rate: Option<f64>,
+}
+
+impl RateSample {
+    /// Whoever asks, the rate covers at least a second: a new sample replaces the old one only
+    /// once a second has passed, so frequent callers see a stable figure, not noise.
+    fn update(&mut self, now: Instant, count: u64) -> Option<f64> {
+        match self.at {
+            Some((at, then)) if now.saturating_duration_since(at) >= Duration::from_secs(1) => {
+                let seconds = now.saturating_duration_since(at).as_secs_f64();
+                self.rate = Some(count.saturating_sub(then) as f64 / seconds);
+                self.at = Some((now, count));
+            }
+            Some(_) => {}
+            None => self.at = Some((now, count)),
+        }
+        self.rate
+    }
+}
+
 /// Why a control request failed; the API maps each to an HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApiError {
@@ -179,6 +219,8 @@ pub struct Registry {
     limits: Limits,
     epoch: Instant,
     draining: AtomicBool,
+    /// The last sample of the forwarded-packet count, for `load()`'s rate.
+    rate: Mutex<RateSample>,
     /// One block per worker.
     counters: Vec<Arc<MediaCounters>>,
     /// Test builds only: what the workers forwarded.
@@ -196,6 +238,7 @@ impl Registry {
             limits,
             epoch: Instant::now(),
             draining: AtomicBool::new(false),
+            rate: Mutex::new(RateSample::default()),
             counters: (0..workers).map(|_| Arc::default()).collect(),
             #[cfg(feature = "test-tap")]
             tap: None,
@@ -243,6 +286,26 @@ impl Registry {
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// What the bridge carries and how close it is to its limits: the figures a signaling
+    /// daemon places conferences by (`GET /v1/stats`).
+    pub fn load(&self, now: Instant) -> Load {
+        let (conferences, endpoints) = self.sizes();
+        let forwarded = self.events(MediaEvent::RtpForwarded);
+        let forwarded_per_second = self.rate.lock().unwrap_or_else(|p| p.into_inner()).update(now, forwarded);
+        let share = |used: usize, limit: usize| used as f64 / limit.max(1) as f64;
+        Load {
+            conferences,
+            endpoints,
+            draining: self.is_draining(),
+            forwarded,
+            forwarded_per_second,
+            drops: MediaDrop::ALL.iter().map(|&reason| (reason, self.drops(reason))).collect(),
+            stress: share(conferences, self.limits.max_conferences)
+                .max(share(endpoints, self.limits.max_endpoints))
+                .min(1.0),
+        }
     }
 
     pub fn set_draining(&self, draining: bool) {
