@@ -56,6 +56,14 @@ pub struct FingerprintInfo {
     pub value: String,
 }
 
+/// The part of `GET /v1/stats` placement needs.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct BridgeLoad {
+    pub draining: bool,
+    pub stress: f64,
+    pub endpoints: u64,
+}
+
 #[derive(Debug)]
 pub struct BridgeError(pub String);
 
@@ -160,6 +168,12 @@ impl BridgeClient {
         } else {
             Err(BridgeError(format!("bridge {path}: {status}")))
         }
+    }
+
+    /// The bridge's load (`GET /v1/stats`): what conferences are placed by.
+    pub async fn load(&self) -> Result<BridgeLoad, BridgeError> {
+        let value = self.expect(Method::GET, "/v1/stats", None, StatusCode::OK).await?;
+        serde_json::from_value(value).map_err(|e| BridgeError(format!("bridge /v1/stats: {e}")))
     }
 
     /// The conference's dominant speaker (a bridge endpoint id), or `None` when the

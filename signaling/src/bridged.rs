@@ -10,13 +10,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::bridge::{BridgeClient, NewEndpoint};
+use crate::bridge::NewEndpoint;
+use crate::bridges::Bridges;
 use crate::sdp::{self, BridgeEndpoint, Candidate, RemoteSource, Source};
 
 /// The bridge side of one room.
 #[derive(Debug, Default)]
 pub struct Bridged {
-    pub conference: Option<String>,
+    /// The bridge (an index into `Bridges`) and its conference: a meeting stays where it began.
+    pub conference: Option<(usize, String)>,
     pub members: HashMap<String, BridgedMember>,
 }
 
@@ -39,7 +41,7 @@ pub struct Answered {
 /// Makes sure the room has a conference and the member an endpoint, tells the bridge what the
 /// offer says, and writes the answer. `present` are the ids of the room's members now.
 pub async fn answer_offer(
-    client: &BridgeClient,
+    bridges: &Bridges,
     bridged: &Shared,
     member: &str,
     present: &[String],
@@ -47,14 +49,15 @@ pub async fn answer_offer(
     epoch: u64,
 ) -> Result<Answered, String> {
     let mut room = bridged.lock().await;
-    let conference = match &room.conference {
-        Some(conference) => conference.clone(),
+    let (bridge, conference) = match &room.conference {
+        Some(placed) => placed.clone(),
         None => {
-            let conference = client.create_conference().await.map_err(|e| e.to_string())?;
-            room.conference = Some(conference.clone());
-            conference
+            let placed = bridges.place().await.map_err(|e| e.to_string())?;
+            room.conference = Some(placed.clone());
+            placed
         }
     };
+    let client = bridges.client(bridge);
     if !room.members.contains_key(member) {
         let endpoint = client.create_endpoint(&conference).await.map_err(|e| e.to_string())?;
         room.members.insert(member.to_owned(), BridgedMember { endpoint, sources: Vec::new() });
@@ -109,9 +112,10 @@ fn bridge_endpoint(endpoint: &NewEndpoint) -> Result<BridgeEndpoint, String> {
 
 /// Removes the endpoints of members no longer in `present` (all of them when the room left
 /// the bridge); the bridge drops the conference with its last endpoint.
-pub async fn prune(client: &BridgeClient, bridged: &Shared, present: &[String]) {
+pub async fn prune(bridges: &Bridges, bridged: &Shared, present: &[String]) {
     let mut room = bridged.lock().await;
-    let Some(conference) = room.conference.clone() else { return };
+    let Some((bridge, conference)) = room.conference.clone() else { return };
+    let client = bridges.client(bridge);
     let gone: Vec<String> = room.members.keys().filter(|id| !present.contains(id)).cloned().collect();
     for id in gone {
         if let Some(member) = room.members.remove(&id)
@@ -126,13 +130,13 @@ pub async fn prune(client: &BridgeClient, bridged: &Shared, present: &[String]) 
 }
 
 /// The member whose bridge endpoint is the conference's dominant speaker.
-pub async fn dominant_member(client: &BridgeClient, bridged: &Shared) -> Option<String> {
-    let (conference, endpoints): (String, Vec<(String, String)>) = {
+pub async fn dominant_member(bridges: &Bridges, bridged: &Shared) -> Option<String> {
+    let ((bridge, conference), endpoints): ((usize, String), Vec<(String, String)>) = {
         let room = bridged.lock().await;
-        let conference = room.conference.clone()?;
-        (conference, room.members.iter().map(|(id, m)| (m.endpoint.id.clone(), id.clone())).collect())
+        let placed = room.conference.clone()?;
+        (placed, room.members.iter().map(|(id, m)| (m.endpoint.id.clone(), id.clone())).collect())
     };
-    let dominant = client.dominant_speaker(&conference).await.ok()??;
+    let dominant = bridges.client(bridge).dominant_speaker(&conference).await.ok()??;
     let endpoint = dominant?;
     endpoints.into_iter().find(|(e, _)| *e == endpoint).map(|(_, member)| member)
 }

@@ -15,7 +15,11 @@ pub struct Config {
     pub tls: TlsConfig,
     pub rooms: RoomsConfig,
     pub topology: TopologyConfig,
+    /// The bridge, or the first of several (`bridges` adds more).
     pub bridge: BridgeConfig,
+    /// Further bridges: `[[bridges]]` tables with `url` and `secret`. Each new meeting goes to
+    /// the least stressed one that is not draining.
+    pub bridges: Vec<BridgeConfig>,
     pub turn: TurnConfig,
 }
 
@@ -108,6 +112,11 @@ pub struct BridgeConfig {
 }
 
 impl Config {
+    /// Every configured bridge: `bridge` (when its url is set), then `bridges`.
+    pub fn bridge_list(&self) -> impl Iterator<Item = &BridgeConfig> {
+        std::iter::once(&self.bridge).chain(&self.bridges).filter(|b| !b.url.is_empty())
+    }
+
     pub fn parse(text: &str) -> Result<Self, String> {
         let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
         config.listen_addr()?;

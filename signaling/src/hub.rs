@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::bridge::BridgeClient;
 use crate::bridged;
+use crate::bridges::Bridges;
 use crate::config::Config;
 use crate::protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, VERSION};
 use crate::ratelimit::{Limiter, Rate};
@@ -49,7 +50,8 @@ struct State {
 pub struct Hub {
     state: Mutex<State>,
     config: Config,
-    bridge: Option<BridgeClient>,
+    /// Empty: no bridge configured (meetings of three or more cannot start).
+    bridges: Arc<Bridges>,
     /// Runs delayed work (the return to P2P) on the daemon's runtime.
     runtime: tokio::runtime::Handle,
 }
@@ -65,19 +67,22 @@ impl Hub {
             burst: rooms.guess_burst,
             every: Duration::from_millis(rooms.guess_interval_ms),
         });
-        let bridge = if config.bridge.url.is_empty() {
-            None
-        } else {
-            match BridgeClient::new(&config.bridge.url, &config.bridge.secret) {
+        let clients = config
+            .bridge_list()
+            .filter_map(|b| match BridgeClient::new(&b.url, &b.secret) {
                 Ok(client) => Some(client),
                 Err(e) => {
-                    tracing::error!("{e}; meetings of three or more cannot start");
+                    tracing::error!("{e}; this bridge is left out");
                     None
                 }
-            }
-        };
+            })
+            .collect();
+        let bridges = Arc::new(Bridges::new(clients));
+        if bridges.is_empty() {
+            tracing::warn!("no bridge: meetings of three or more cannot start");
+        }
         Arc::new(Self {
-            bridge,
+            bridges,
             state: Mutex::new(State {
                 rooms: Rooms::default(),
                 bridged: HashMap::new(),
@@ -238,9 +243,10 @@ impl Hub {
         parsed: Result<crate::sdp::Offer, crate::sdp::SdpError>,
         epoch: u64,
     ) -> Option<ProtocolError> {
-        let Some(client) = self.bridge.clone() else {
+        if self.bridges.is_empty() {
             return Some(ProtocolError::new(ErrorCode::Unavailable, "offer: no bridge is configured"));
-        };
+        }
+        let bridges = self.bridges.clone();
         let current = room.bridge_epoch()?;
         if current != epoch {
             return None;
@@ -256,7 +262,7 @@ impl Hub {
         let hub = self.clone();
         let name = name.to_owned();
         self.runtime.spawn(async move {
-            let result = bridged::answer_offer(&client, &shared, &member, &present, &offer, epoch).await;
+            let result = bridged::answer_offer(&bridges, &shared, &member, &present, &offer, epoch).await;
             hub.answered(&name, conn, epoch, result);
         });
         None
@@ -310,7 +316,7 @@ impl Hub {
     /// Drops the bridge endpoints of members who left, or all of a room's when it left the
     /// bridge.
     fn prune_bridge(self: &Arc<Self>, state: &mut State, name: &str) {
-        let Some(client) = self.bridge.clone() else { return };
+        let bridges = self.bridges.clone();
         let Some(shared) = state.bridged.get(name).cloned() else { return };
         let present = match state.rooms.get_mut(name) {
             Some(room) if room.bridge_epoch().is_some() => room.member_ids(),
@@ -319,17 +325,17 @@ impl Hub {
                 Vec::new()
             }
         };
-        self.runtime.spawn(async move { bridged::prune(&client, &shared, &present).await });
+        self.runtime.spawn(async move { bridged::prune(&bridges, &shared, &present).await });
     }
 
     /// Credits a second of speaking time to each bridged room's dominant speaker (called
     /// once a second).
     pub async fn poll_dominant_speakers(self: &Arc<Self>, elapsed_ms: u64) {
-        let Some(client) = self.bridge.clone() else { return };
+        let bridges = self.bridges.clone();
         let rooms: Vec<(String, bridged::Shared)> =
             self.state().bridged.iter().map(|(n, s)| (n.clone(), s.clone())).collect();
         for (name, shared) in rooms {
-            let dominant = bridged::dominant_member(&client, &shared).await;
+            let dominant = bridged::dominant_member(&bridges, &shared).await;
             let mut state = self.state();
             if let Some(room) = state.rooms.get_mut(&name)
                 && room.bridge_epoch().is_some()

@@ -7,6 +7,7 @@
 
 pub mod bridge;
 pub mod bridged;
+pub mod bridges;
 pub mod config;
 pub mod daemon;
 pub mod hub;

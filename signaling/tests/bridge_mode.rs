@@ -151,3 +151,68 @@ async fn two_talk_p2p_three_go_through_the_bridge_and_back() {
     let log = daemon.log_text();
     assert!(!log.contains(room) && !log.contains("Ada"), "private logs");
 }
+
+/// Two members in `room` with P2P off: their meeting goes to a bridge at once.
+async fn bridged_pair(daemon: &Daemon, room: &str, first: u32) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for i in 0..2 {
+        let mut client = Client::connect(daemon.addr).await;
+        client.join(room, &format!("P{}", first + i), None).await;
+        clients.push(client);
+    }
+    let [a, b] = &mut clients[..] else { unreachable!() };
+    tokio::join!(settle(a, first, 2, daemon), settle(b, first + 1, 2, daemon));
+    clients
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_meetings_avoid_a_draining_bridge_and_current_ones_stay() {
+    let (one, two) = (start_bridge(), start_bridge());
+    let config = format!(
+        "[topology]\np2p = false\n[[bridges]]\nurl = \"{}\"\nsecret = \"{SECRET}\"\n\
+         [[bridges]]\nurl = \"{}\"\nsecret = \"{SECRET}\"\n",
+        one.url, two.url
+    );
+    let daemon = Daemon::start(&config, "debug");
+
+    // Both idle: the first meeting goes to the first bridge.
+    let mut first = bridged_pair(&daemon, "first-meeting-room", 0).await;
+    assert_eq!((one.registry.sizes(), two.registry.sizes()), ((1, 2), (0, 0)));
+
+    // The first bridge drains: it takes no new conference, so the next meeting goes to the
+    // second.
+    one.registry.set_draining(true);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the daemon's cached load
+    let _second = bridged_pair(&daemon, "second-meeting-room", 10).await;
+    assert_eq!((one.registry.sizes(), two.registry.sizes()), ((1, 2), (1, 2)));
+
+    // The meeting on the draining bridge goes on, and someone may still join it there.
+    let mut late = Client::connect(daemon.addr).await;
+    late.join("first-meeting-room", "Late", None).await;
+    first.push(late);
+    let [a, b, c] = &mut first[..] else { unreachable!() };
+    tokio::join!(settle(a, 0, 4, &daemon), settle(b, 1, 4, &daemon), settle(c, 20, 4, &daemon));
+    assert_eq!(one.registry.sizes(), (1, 3), "the late member joined the meeting where it is");
+
+    // A refusal the cached load did not foresee: the second bridge drains just now, the first
+    // is still draining, so a third meeting has nowhere to go and says so.
+    two.registry.set_draining(true);
+    let mut c = Client::connect(daemon.addr).await;
+    c.join("third-meeting-room", "Q", None).await;
+    let mut d = Client::connect(daemon.addr).await;
+    d.join("third-meeting-room", "R", None).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        assert!(Instant::now() < deadline, "no error for a meeting no bridge takes");
+        let message = c.recv().await;
+        match message["type"].as_str() {
+            Some("mode") | Some("renegotiate") => {
+                c.send(json!({"type": "offer", "sdp": offer(30), "epoch": message["epoch"]})).await;
+            }
+            Some("error") => break message,
+            _ => {}
+        }
+    };
+    assert_eq!(error["code"], "unavailable", "{error}");
+    assert_eq!((one.registry.sizes().0, two.registry.sizes().0), (1, 1), "no conference was made");
+}
