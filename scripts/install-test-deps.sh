@@ -3,6 +3,7 @@
 # only the Rust toolchain, gcc and python3:
 #   - headless Chromium and its WebDriver (Debian packages chromium, chromium-driver),
 #   - ip and unshare (iproute2, util-linux) for the private network namespace,
+#   - systemd-analyze (systemd) to check the unit files in systemd/,
 #   - coturn's turnutils_uclient and turnutils_peer (Debian package coturn), the yardstick
 #     client for turn/tests/uclient.rs; coturn's own turnserver is installed with them but is
 #     never started, and stays disabled,
@@ -85,10 +86,12 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v unshare >/dev/null || missing+=(util-linux)
+# systemd-analyze verify/security for the unit files (sdnotify/tests/systemd_units.rs).
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
-for tool in chromium chromedriver ip unshare; do
+for tool in chromium chromedriver ip unshare systemd-analyze; do
     command -v "$tool" >/dev/null || die "$tool is still missing after apt-get install"
 done
 

@@ -5,7 +5,9 @@
 pub mod client;
 pub mod config;
 pub mod control;
+pub mod host;
 pub mod media;
 pub mod relay;
 pub mod run;
+pub mod service;
 pub mod sfu;

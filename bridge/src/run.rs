@@ -11,6 +11,7 @@ use crate::config::BridgeConfig;
 use crate::control::{self, MediaFacts};
 use crate::media::dtls::Certificate;
 use crate::relay::{self, Relay};
+use crate::service::Service;
 use crate::sfu::{MediaWorker, Registry};
 
 /// Turns core dumps off: a dump would write packet memory and keys to disk (privacy invariant 5).
@@ -26,6 +27,7 @@ pub fn disable_core_dumps() {
 /// Runs the bridge until SIGTERM or SIGINT; returns the process exit code.
 pub fn run(config: BridgeConfig) -> i32 {
     disable_core_dumps();
+    crate::host::warn_untuned(&config.engine);
     // Before anything starts, so a SIGTERM during start-up still drains and exits cleanly.
     let signalled = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -34,13 +36,19 @@ pub fn run(config: BridgeConfig) -> i32 {
             return 1;
         }
     }
+    // SIGHUP's default action ends the process; a reflexive `systemctl reload` must not.
+    let hangup = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone()) {
+        tracing::error!("cannot install signal handler: {e}");
+        return 1;
+    }
     let engine = if config.relay.routes.is_empty() {
-        start_sfu(&config).map(|sfu| sfu.engine)
+        start_sfu(&config).map(|sfu| (sfu.engine, sfu.control))
     } else {
-        start_relay(&config)
+        start_relay(&config).map(|engine| (engine, None))
     };
-    let engine = match engine {
-        Ok(engine) => engine,
+    let (engine, control) = match engine {
+        Ok(started) => started,
         Err(e) => {
             tracing::error!("{e}");
             return 1;
@@ -55,11 +63,25 @@ pub fn run(config: BridgeConfig) -> i32 {
         }
     };
 
+    // Port 0 (tests) cannot be probed: the exporter does not say which port it got.
+    let metrics = config.metrics.listen_addr().ok().flatten().filter(|addr| addr.port() != 0);
+    let mut service = match Service::ready(&engine, control, metrics) {
+        Ok(service) => service,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+
     let stop = engine.stop_handle();
     while !signalled.load(Ordering::Relaxed) && !stop.is_stopping() {
+        if hangup.swap(false, Ordering::Relaxed) {
+            tracing::info!("SIGHUP: nothing to reload; the configuration is read at start only");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     let failed = stop.is_stopping() && !signalled.load(Ordering::Relaxed);
+    service.stopping();
     tracing::info!("stopping: draining queued packets");
     let clean = engine.stop();
     tracing::info!("stopped");

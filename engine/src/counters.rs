@@ -134,9 +134,22 @@ impl Counts {
 #[derive(Debug, Default)]
 pub struct WorkerCounters {
     values: CachePadded<[AtomicU64; FIELDS + REASONS]>,
+    /// Loop turns finished: the worker's heartbeat, read by [`crate::Liveness`].
+    turns: AtomicU64,
 }
 
 impl WorkerCounters {
+    /// Counts a finished loop turn. Called only by the worker, so a load and a store suffice
+    /// (no read-modify-write): one more store per turn, next to the counters' own.
+    pub(crate) fn turn_ended(&self) {
+        self.turns.store(self.turns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Loop turns the worker has finished.
+    pub fn turns(&self) -> u64 {
+        self.turns.load(Ordering::Relaxed)
+    }
+
     /// Stores a worker's running totals. Called only by that worker.
     pub(crate) fn publish(&self, counts: &Counts) {
         let v = &self.values;

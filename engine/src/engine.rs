@@ -11,6 +11,7 @@ use crate::affinity::{allowed_cpus, pin_current_thread};
 use crate::config::{BackendChoice, ConfigError, EngineConfig};
 use crate::counters::{Counts, WorkerCounters};
 use crate::handler::{Handler, WorkerId};
+use crate::liveness::Liveness;
 use crate::mesh;
 use crate::pool::{PacketPool, PoolError, SLOT_SIZE};
 use crate::socket;
@@ -300,6 +301,11 @@ impl Engine {
     /// The shared counter blocks, for an exporter that reads them without the engine.
     pub fn counter_handles(&self) -> Vec<Arc<WorkerCounters>> {
         self.counters.clone()
+    }
+
+    /// A health check for a service watchdog: do the workers still turn their loops?
+    pub fn liveness(&self) -> Liveness {
+        Liveness::new(self.counters.clone(), self.wakers.clone())
     }
 
     pub fn stop_handle(&self) -> StopHandle {

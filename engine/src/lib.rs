@@ -44,6 +44,7 @@ mod counters;
 mod engine;
 mod export;
 mod handler;
+mod liveness;
 mod mesh;
 mod pool;
 mod socket;
@@ -60,6 +61,7 @@ pub use handler::{
     CapacityExceeded, Datagram, Destination, Handler, Output, PacketBuf, SocketId, SocketLimitReached, Via,
     WorkerId,
 };
+pub use liveness::Liveness;
 pub use pool::{FreeList, PacketPool, PoolError, SLOT_SIZE, SlotId};
 /// For data planes' own sockets outside the engine (TURN's TCP relays) too.
 pub use socket::set_dont_fragment;

@@ -15,7 +15,7 @@ pub fn run(config: Config) -> i32 {
         }
     };
     runtime.block_on(async move {
-        let tls = match crate::tls::server_config(&config) {
+        let (tls, certificate) = match crate::tls::reloadable_server_config(&config) {
             Ok(tls) => tls,
             Err(e) => {
                 tracing::error!("{e}");
@@ -30,7 +30,15 @@ pub fn run(config: Config) -> i32 {
                 return 1;
             }
         };
-        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let local = match listener.local_addr() {
+            Ok(local) => local,
+            Err(e) => {
+                tracing::error!("server.listen {addr}: {e}");
+                return 1;
+            }
+        };
+        let notifier = crate::service::notifier();
+        let service = crate::service::supervise(notifier.clone(), local, config.clone(), certificate);
         let hub = Hub::new(config, tokio::runtime::Handle::current());
         let ticker = hub.clone();
         tokio::spawn(async move {
@@ -49,11 +57,14 @@ pub fn run(config: Config) -> i32 {
             }
         });
         tracing::info!("signaling on https://{local}/");
-        tokio::select! {
+        let code = tokio::select! {
             () = crate::server::serve(listener, tls, hub) => 1,
+            code = service => code,
             _ = tokio::signal::ctrl_c() => 0,
             () = terminate() => 0,
-        }
+        };
+        let _ = notifier.stopping();
+        code
     })
 }
 

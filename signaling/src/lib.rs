@@ -18,6 +18,7 @@ pub mod room;
 pub mod sdp;
 pub mod secret;
 pub mod server;
+pub mod service;
 pub mod tls;
 pub mod turn;
 pub mod web;

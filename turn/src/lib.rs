@@ -20,4 +20,5 @@ pub mod net;
 pub mod policy;
 pub mod run;
 pub mod server;
+pub mod service;
 pub mod udp;

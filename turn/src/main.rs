@@ -19,9 +19,10 @@ credentials from use-auth-secret/static-auth-secret or lt-cred-mech/user.
   -V, --version       the version
 
 Signals: SIGTERM or SIGINT stops (allocations are freed); SIGHUP reloads the
-TLS certificate (also reloaded when its files change). Exit status: 0 after a
-clean stop, 2 for a bad command line or configuration, 1 when the system
-refuses something (a port in use).
+credentials (realm, use-auth-secret, static-auth-secret, lt-cred-mech, user)
+from FILE and the TLS certificate (also reloaded when its files change); other
+settings need a restart. Exit status: 0 after a clean stop, 2 for a bad command
+line or configuration, 1 when the system refuses something (a port in use).
 ";
 
 fn main() -> ExitCode {
@@ -50,7 +51,7 @@ fn main() -> ExitCode {
     for warning in &parsed.warnings {
         eprintln!("turn: warning: {}: {warning}", path.display());
     }
-    match turn::run::run(&parsed.config) {
+    match turn::run::run(&parsed.config, &path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("turn: {e}");

@@ -2,24 +2,29 @@
 //!
 //! [`run`] starts everything a configuration asks for and returns when SIGTERM or SIGINT
 //! arrives and every worker has stopped (freeing its allocations, so every relay socket is
-//! closed). SIGHUP reloads the TLS certificate, as does a change of its files (checked every
-//! [`CERT_CHECK_INTERVAL`]). Everything logs plain lines on stderr, and nothing it logs names
-//! a user, a secret, a client or a peer (DESIGN.md, privacy invariants).
+//! closed). SIGHUP reloads the credentials from the configuration file and the TLS certificate;
+//! a change of the certificate files reloads it too (checked every [`CERT_CHECK_INTERVAL`]).
+//! Under systemd it says when it is ready, reloading and stopping, and feeds the watchdog
+//! ([`crate::service`]). Everything logs plain lines on stderr, and nothing it logs names a
+//! user, a secret, a client or a peer (DESIGN.md, privacy invariants).
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::auth::Credentials;
 use crate::config::TurnConfig;
 use crate::net::{
     self, CertStore, Limits, MetricsEndpoint, NetStats, StreamListener, WorkerHandle, WorkerSetup,
 };
 use crate::server::{Server, Shared, Transport};
+use crate::service::{self, Service};
 use crate::udp::{self, UdpListener};
 
 /// How often the certificate files are checked for a change.
@@ -53,8 +58,9 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(config: &TurnConfig) -> Result<(), RunError> {
+/// Runs the daemon until SIGTERM or SIGINT. `path` is where `config` came from: SIGHUP reads
+/// the credentials from it again.
+pub fn run(config: &TurnConfig, path: &Path) -> Result<(), RunError> {
     let certs = tls_certificate(config)?;
     // Registered before anything starts, so a signal during start-up is not lost.
     let mut signals = Signals::register().map_err(|e| RunError::Io(format!("signal handlers: {e}")))?;
@@ -66,9 +72,14 @@ pub fn run(config: &TurnConfig) -> Result<(), RunError> {
     let listeners = bind_stream_listeners(config)?;
     let udp = start_udp(config, &shared, nonce_key)?;
     let workers = start_stream_workers(config, &listeners, certs.as_ref(), &shared, &stats, nonce_key)?;
+    let mut probed =
+        service::Listeners { udp: udp.as_ref().map(UdpListener::local_addr), ..Default::default() };
+    listeners.iter().for_each(|l| probed.stream(l.local, l.transport));
     if config.prometheus {
-        start_metrics(config, &shared, &stats)?;
+        probed.metrics = Some(start_metrics(config, &shared, &stats)?);
     }
+    let liveness = udp.as_ref().map(|udp| udp.engine().liveness());
+    let mut service = Service::ready(probed, liveness).map_err(RunError::Io)?;
     eprintln!("turn: ready");
 
     loop {
@@ -76,11 +87,14 @@ pub fn run(config: &TurnConfig) -> Result<(), RunError> {
         match signals.wait(timeout) {
             Signal::Stop => break,
             Signal::Reload => {
+                service.reloading();
+                reload_credentials(path, config, &shared);
                 if let Some(certs) = &certs {
                     report_reload(certs.reload(), "SIGHUP", &stats);
                 } else {
                     eprintln!("turn: SIGHUP: no TLS certificate to reload");
                 }
+                service.reloaded();
             }
             Signal::None => {
                 if let Some(result) = certs.as_ref().and_then(|c| c.reload_if_changed()) {
@@ -89,6 +103,7 @@ pub fn run(config: &TurnConfig) -> Result<(), RunError> {
             }
         }
     }
+    service.stopping();
     eprintln!("turn: stopping");
     for worker in &workers {
         worker.stop();
@@ -118,6 +133,34 @@ fn tls_certificate(config: &TurnConfig) -> Result<Option<Arc<CertStore>>, RunErr
         )));
     };
     CertStore::load(cert, pkey).map(Some).map_err(RunError::Config)
+}
+
+/// SIGHUP: the credentials (`realm`, `use-auth-secret`, `static-auth-secret`, `lt-cred-mech`,
+/// `user`) from the file again, for every worker's next authentication. A file that no longer
+/// parses changes nothing; other settings that changed are reported, not applied.
+fn reload_credentials(path: &Path, running: &TurnConfig, shared: &Shared) {
+    let parsed = std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| TurnConfig::parse(&text).map(|parsed| parsed.config));
+    let new = match parsed {
+        Ok(new) => new,
+        Err(e) => {
+            return eprintln!("turn: SIGHUP: {}: {e}; the credentials stay as they were", path.display());
+        }
+    };
+    shared.credentials.replace(Credentials::new(&new));
+    eprintln!("turn: credentials reloaded (SIGHUP); new authentications use them");
+    let mut others = new;
+    others.realm.clone_from(&running.realm);
+    others.use_auth_secret = running.use_auth_secret;
+    others.static_auth_secrets.clone_from(&running.static_auth_secrets);
+    others.lt_cred_mech = running.lt_cred_mech;
+    others.users.clone_from(&running.users);
+    if others != *running {
+        eprintln!(
+            "turn: SIGHUP: settings other than the credentials changed too; they apply after a restart"
+        );
+    }
 }
 
 fn report_reload(result: Result<(), String>, why: &str, stats: &NetStats) {
@@ -209,16 +252,22 @@ fn start_stream_workers(
     Ok(workers)
 }
 
-fn start_metrics(config: &TurnConfig, shared: &Arc<Shared>, stats: &Arc<NetStats>) -> Result<(), RunError> {
+/// Starts the metrics endpoint; returns the address it is bound to.
+fn start_metrics(
+    config: &TurnConfig,
+    shared: &Arc<Shared>,
+    stats: &Arc<NetStats>,
+) -> Result<SocketAddr, RunError> {
     let addr = SocketAddr::new(config.prometheus_address, config.prometheus_port);
     let endpoint = MetricsEndpoint::bind(addr, Arc::clone(shared), Arc::clone(stats))
         .map_err(|e| RunError::Io(format!("cannot serve metrics on {addr}: {e}")))?;
+    let bound = endpoint.local_addr().map_err(|e| RunError::Io(format!("metrics on {addr}: {e}")))?;
     eprintln!("turn: metrics on http://{addr}/metrics");
     std::thread::Builder::new()
         .name("turn-metrics".into())
         .spawn(move || endpoint.serve())
         .map_err(|e| RunError::Io(format!("cannot start the metrics thread: {e}")))?;
-    Ok(())
+    Ok(bound)
 }
 
 enum Signal {

@@ -284,6 +284,7 @@ impl Core {
     pub(crate) fn end_turn(&mut self) {
         self.counters.syscalls += self.mesh.wake_touched();
         self.published.publish(&self.counters);
+        self.published.turn_ended();
     }
 }
 

@@ -114,6 +114,11 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 }
 
 pub async fn tls(addr: SocketAddr) -> TlsStream<TcpStream> {
+    try_tls(addr).await.unwrap()
+}
+
+/// A TLS connection to the daemon, or why not (for tests that poll a daemon starting up).
+pub async fn try_tls(addr: SocketAddr) -> std::io::Result<TlsStream<TcpStream>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -122,8 +127,8 @@ pub async fn tls(addr: SocketAddr) -> TlsStream<TcpStream> {
         .with_custom_certificate_verifier(Arc::new(AnyCertificate))
         .with_no_client_auth();
     let connector = TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    connector.connect("localhost".try_into().unwrap(), tcp).await.unwrap()
+    let tcp = TcpStream::connect(addr).await?;
+    connector.connect("localhost".try_into().unwrap(), tcp).await
 }
 
 /// A protocol client.

@@ -29,6 +29,7 @@ impl Server {
         message: &Message<'m>,
         io: &mut impl TurnIo,
     ) -> Option<Authenticated<'m>> {
+        self.adopt_reloaded_credentials();
         let unsigned = Reply::to(message, None);
         if message.get(AttrType::MESSAGE_INTEGRITY).is_none() {
             // The first request of every client: not a failure.
@@ -70,6 +71,15 @@ impl Server {
             return None;
         }
         Some(Authenticated { username, key })
+    }
+
+    /// Takes the credentials of the latest reload (SIGHUP), if there was one since the last look.
+    fn adopt_reloaded_credentials(&mut self) {
+        let generation = self.shared.credentials.generation();
+        if generation != self.credentials_generation {
+            self.credentials = self.shared.credentials.current();
+            self.credentials_generation = generation;
+        }
     }
 
     /// 401 for credentials that do not check out, counted towards the source's rate limit.

@@ -111,7 +111,9 @@ const KNOWN_ATTRIBUTES: [AttrType; 21] = [
 /// The TURN server of one worker.
 #[derive(Debug)]
 pub struct Server {
-    credentials: Credentials,
+    credentials: Arc<Credentials>,
+    /// The [`SharedCredentials`](shared::SharedCredentials) generation `credentials` is of.
+    credentials_generation: u64,
     nonces: Nonces,
     policy: PeerPolicy,
     addresses: Addresses,
@@ -140,7 +142,8 @@ impl Server {
             &hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &nonce_key), &seed).as_ref()[..32],
         );
         Self {
-            credentials: Credentials::new(config),
+            credentials: Arc::new(Credentials::new(config)),
+            credentials_generation: 0,
             nonces: Nonces::new(&nonce_key),
             policy: config.peers.clone(),
             addresses: Addresses::new(config),
