@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use engine::{Engine, MetricsPump};
 
@@ -43,11 +43,11 @@ pub fn run(config: BridgeConfig) -> i32 {
         return 1;
     }
     let engine = if config.relay.routes.is_empty() {
-        start_sfu(&config).map(|sfu| (sfu.engine, sfu.control))
+        start_sfu(&config).map(|sfu| (sfu.engine, sfu.control, Some(sfu.registry)))
     } else {
-        start_relay(&config).map(|engine| (engine, None))
+        start_relay(&config).map(|engine| (engine, None, None))
     };
-    let (engine, control) = match engine {
+    let (engine, control, registry) = match engine {
         Ok(started) => started,
         Err(e) => {
             tracing::error!("{e}");
@@ -74,18 +74,75 @@ pub fn run(config: BridgeConfig) -> i32 {
     };
 
     let stop = engine.stop_handle();
-    while !signalled.load(Ordering::Relaxed) && !stop.is_stopping() {
+    let drain_timeout = Duration::from_secs(config.control.drain_timeout_s);
+    let mut drain: Option<Drain> = None;
+    let mut signal_seen = false;
+    while !stop.is_stopping() {
+        if signalled.swap(false, Ordering::Relaxed) {
+            signal_seen = true;
+            match (&registry, &drain) {
+                (Some(registry), None) if !drain_timeout.is_zero() && registry.sizes().0 > 0 => {
+                    drain = Some(Drain::start(registry, drain_timeout, &mut service));
+                }
+                _ => break, // nothing to wait for, or a second signal: stop now
+            }
+        }
+        if let (Some(registry), Some(d)) = (&registry, &mut drain)
+            && d.done(registry, &service)
+        {
+            break;
+        }
         if hangup.swap(false, Ordering::Relaxed) {
             tracing::info!("SIGHUP: nothing to reload; the configuration is read at start only");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let failed = stop.is_stopping() && !signalled.load(Ordering::Relaxed);
+    let failed = stop.is_stopping() && !signal_seen;
     service.stopping();
     tracing::info!("stopping: draining queued packets");
     let clean = engine.stop();
     tracing::info!("stopped");
     if failed || !clean { 1 } else { 0 }
+}
+
+/// A drain on SIGTERM: new conferences are refused, the current ones go on until they end or
+/// the deadline passes. The meetings a rolling restart must not cut.
+struct Drain {
+    deadline: Instant,
+    last_count: usize,
+}
+
+impl Drain {
+    fn start(registry: &Registry, timeout: Duration, service: &mut Service) -> Self {
+        registry.set_draining(true);
+        service.stopping();
+        let (conferences, endpoints) = registry.sizes();
+        tracing::info!(
+            conferences,
+            endpoints,
+            "SIGTERM: draining; exiting when the last conference ends or in {} s (a second SIGTERM stops now)",
+            timeout.as_secs()
+        );
+        Self { deadline: Instant::now() + timeout, last_count: usize::MAX }
+    }
+
+    /// Whether the bridge may stop now: no conference left, or out of time.
+    fn done(&mut self, registry: &Registry, service: &Service) -> bool {
+        let (conferences, endpoints) = registry.sizes();
+        if conferences == 0 {
+            tracing::info!("drained: the last conference has ended");
+            return true;
+        }
+        if Instant::now() >= self.deadline {
+            tracing::warn!(conferences, endpoints, "drain time ran out: stopping with conferences left");
+            return true;
+        }
+        if conferences != self.last_count {
+            self.last_count = conferences;
+            service.status(&format!("draining: {conferences} conferences, {endpoints} endpoints left"));
+        }
+        false
+    }
 }
 
 /// Relay mode: the static forwarding table, no crypto (the benchmark baseline).

@@ -69,4 +69,9 @@ impl Service {
         drop(self.watchdog.take());
         let _ = self.notifier.stopping();
     }
+
+    /// What `systemctl status` shows while a drain waits for meetings to end.
+    pub fn status(&self, status: &str) {
+        let _ = self.notifier.status(status);
+    }
 }

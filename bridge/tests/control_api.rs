@@ -325,3 +325,57 @@ fn stats_report_load_rate_and_drops() {
     let stress = stats["stress"].as_f64().unwrap();
     assert!(stress > 0.0 && stress < 0.01, "one conference of the default 10,000: {stress}");
 }
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+}
+
+/// The exit status within `limit`, or `None` if the bridge is still running then.
+fn exits_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn sigterm_drains_until_the_last_conference_ends() {
+    let mut bridge = start();
+    let api = bridge.api;
+    let (_, conference) = call(api, "POST", "/v1/conferences", None);
+    let c = conference["id"].as_str().unwrap().to_owned();
+    let (_, endpoint) = call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None);
+    let e = endpoint["id"].as_str().unwrap().to_owned();
+
+    sigterm(&bridge.child);
+    assert_eq!(exits_within(&mut bridge.child, Duration::from_millis(600)), None, "it waits for the meeting");
+    let (status, health) = call(api, "GET", "/v1/health", None);
+    assert_eq!((status, health["status"].as_str()), (503, Some("draining")));
+    assert_eq!(call(api, "POST", "/v1/conferences", None).0, 503, "no new conference");
+    assert_eq!(call(api, "GET", &format!("/v1/conferences/{c}"), None).0, 200, "the current one goes on");
+
+    // The meeting ends: the bridge exits, cleanly.
+    assert_eq!(call(api, "DELETE", &format!("/v1/conferences/{c}/endpoints/{e}"), None).0, 204);
+    let status =
+        exits_within(&mut bridge.child, Duration::from_secs(5)).expect("exit after the last conference");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_second_sigterm_stops_a_drain_at_once() {
+    let mut bridge = start();
+    let api = bridge.api;
+    let (_, conference) = call(api, "POST", "/v1/conferences", None);
+    let c = conference["id"].as_str().unwrap();
+    assert_eq!(call(api, "POST", &format!("/v1/conferences/{c}/endpoints"), None).0, 201);
+    sigterm(&bridge.child);
+    assert_eq!(exits_within(&mut bridge.child, Duration::from_millis(400)), None);
+    sigterm(&bridge.child);
+    let status = exits_within(&mut bridge.child, Duration::from_secs(5)).expect("a second SIGTERM stops it");
+    assert!(status.success(), "{status:?}");
+}

@@ -1,7 +1,7 @@
 //! A draining bridge (issue 8's rolling restarts): a conference that exists keeps forwarding,
 //! and may even take a new participant, while new conferences are refused. Real ICE, DTLS and
 //! SRTP over loopback against the SFU on the engine; the control API's `POST /v1/drain` sets
-//! the same flag (bridge/tests/control_api.rs), SIGTERM too (bridge/tests/daemon_lifecycle.rs).
+//! the same flag (bridge/tests/control_api.rs), SIGTERM too (both in bridge/tests/control_api.rs).
 
 mod common;
 

@@ -29,6 +29,9 @@ pub struct ControlConfig {
     pub max_endpoints: usize,
     pub max_endpoints_per_conference: usize,
     pub empty_conference_timeout_s: u64,
+    /// On SIGTERM the bridge drains: it refuses new conferences and exits once the current
+    /// ones have ended, or after this many seconds, whichever comes first. 0 stops at once.
+    pub drain_timeout_s: u64,
 }
 
 impl Default for ControlConfig {
@@ -42,6 +45,7 @@ impl Default for ControlConfig {
             max_endpoints: limits.max_endpoints,
             max_endpoints_per_conference: limits.max_endpoints_per_conference,
             empty_conference_timeout_s: limits.empty_conference_timeout.as_secs(),
+            drain_timeout_s: 1800,
         }
     }
 }
