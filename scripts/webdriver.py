@@ -1,7 +1,8 @@
 """Headless Chromium for the real-client tests: find the browser, run chromedriver in its own
 process group, and speak W3C WebDriver to it with the standard library only.
 
-Shared by bridge/tests/clients/chromium_meeting.py and appliance/tests/browser/meeting.py."""
+Shared by bridge/tests/clients/chromium_meeting.py, appliance/tests/browser/meeting.py and
+signaling/tests/browser_e2ee/driver.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,33 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+
+def chromium_flags(fps: int | None = None) -> list[str]:
+    """DESIGN.md's flags ("Real clients for tests") for a headless Chromium with a fake camera
+    (at `fps` frames a second; Chromium's default when None) and microphone."""
+    fake_device = "--use-fake-device-for-media-stream" + (f"=fps={fps}" if fps else "")
+    return [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        fake_device,
+        "--use-fake-ui-for-media-stream",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--no-default-browser-check",
+        # Without it Chromium leaves loopback out of ICE, and loopback is all a namespace has.
+        "--allow-loopback-in-peer-connection",
+        # Containers often have a small /dev/shm.
+        "--disable-dev-shm-usage",
+        # Headless tabs must not be throttled while they encode and decode.
+        "--disable-background-timer-throttling",
+        "--disable-renderer-backgrounding",
+        "--disable-backgrounding-occluded-windows",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+
 
 def chromium_binary() -> str:
     # Debian's /usr/bin/chromium is a shell wrapper that adds flags; chromedriver wants the binary.

@@ -38,32 +38,13 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../scripts"))
-from webdriver import ChromeDriver, WebDriverError, chromium_binary, free_port  # noqa: E402
+from webdriver import ChromeDriver, WebDriverError, chromium_binary, chromium_flags, free_port  # noqa: E402
 
 METRICS_URL = "http://127.0.0.1:9464/metrics"
 
 # chromium_meeting.py's flags (DESIGN.md "Real clients for tests"), plus the self-signed
 # certificate of the appliance.
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-fake-device-for-media-stream=fps=15",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--allow-loopback-in-peer-connection",
-    "--disable-dev-shm-usage",
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-    "--autoplay-policy=no-user-gesture-required",
-    "--ignore-certificate-errors",
-    "--window-size=320,240",
-]
+CHROMIUM_FLAGS = chromium_flags(fps=15) + ["--ignore-certificate-errors", "--window-size=320,240"]
 
 
 class HardTimeout(Exception):

@@ -44,7 +44,7 @@ sys.path.insert(0, HERE)
 import sfu  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../scripts"))
-from webdriver import ChromeDriver, WebDriverError, chromium_binary, free_port  # noqa: E402
+from webdriver import ChromeDriver, WebDriverError, chromium_binary, chromium_flags, free_port  # noqa: E402
 
 CODECS = ("opus", "VP8")  # RTX follows VP8
 # getStats' transport srtpCipher: Chromium 156 reports the IANA profile name
@@ -56,27 +56,7 @@ EXPECTED_CIPHER = "AEAD_AES_128_GCM"
 def cipher_is(reported: str | None, wanted: str) -> bool:
     return reported is not None and reported.upper().removeprefix("SRTP_") == wanted
 
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-fake-device-for-media-stream=fps=30",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--no-default-browser-check",
-    # Without it Chromium leaves loopback out of ICE, and loopback is all the namespace has.
-    "--allow-loopback-in-peer-connection",
-    # Containers often have a small /dev/shm.
-    "--disable-dev-shm-usage",
-    # Headless tabs must not be throttled while they encode and decode.
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-    "--autoplay-policy=no-user-gesture-required",
-]
+CHROMIUM_FLAGS = chromium_flags(fps=30)
 
 
 class HardTimeout(Exception):

@@ -39,7 +39,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, "../../../scripts")))
-from webdriver import ChromeDriver, WebDriverError, chromium_binary  # noqa: E402
+from webdriver import ChromeDriver, WebDriverError, chromium_binary, chromium_flags  # noqa: E402
 
 # The page's own files; the product's two come from the directory the Rust test wrote them to,
 # as the signaling daemon's router served them (see `Handler.configure`).
@@ -51,24 +51,7 @@ FILES = {
 PRODUCT_FILES = ("/sframe.js", "/e2ee-worker.js")
 
 # DESIGN.md "Real clients for tests", as bridge/tests/clients/chromium_meeting.py uses them.
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--allow-loopback-in-peer-connection",
-    "--disable-dev-shm-usage",
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-    "--autoplay-policy=no-user-gesture-required",
-]
+CHROMIUM_FLAGS = chromium_flags()
 
 
 class HardTimeout(Exception):
