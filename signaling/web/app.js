@@ -783,8 +783,9 @@
       const id = this.ids.get(receiver);
       const t = id && e2ee.transforms.get(id);
       if (!t || t.owner === owner) return;
+      // The state stays the worker's last report: it reports again only when it changes, which
+      // it does as soon as the new sender's frames fail (or pass in clear).
       t.owner = owner;
-      t.state = "clear"; // the worker reports again for the new sender
       tellExpectation(id);
     }
 

@@ -646,6 +646,19 @@ def decrypted_match_encoded(run: Run, pages: list, ids: dict, stats: dict) -> di
     return out
 
 
+def join_encrypted(run: Run, page: Page, room: str, passphrase: str) -> str:
+    """Turns encryption on from the pre-join screen, then joins: no frame leaves in clear.
+    Returns the member's id."""
+    page.go(run.url(room, page.name, join=False))
+    wait_for(lambda: page.state()["screen"] == "prejoin", f"{page.name} on the pre-join screen")
+    r = page.act(f"setE2ee({json.dumps(passphrase)})")
+    if not r.get("ok"):
+        raise Failure(f"{page.name}: setE2ee before joining -> {r}")
+    page.start(f"join({{name: {json.dumps(page.name)}}})")
+    wait_for(lambda: page.state()["screen"] == "meeting", f"{page.name} in the meeting")
+    return page.state()["id"]
+
+
 def e2ee(run: Run) -> dict:
     room = "e2ee-room"
     a, b, c = run.browser("A"), run.browser("B"), run.browser("C")
@@ -667,14 +680,7 @@ def e2ee(run: Run) -> dict:
     run.step(f"A and B decrypt each other in P2P: {result['p2p_A']} {result['p2p_B']}")
 
     # C sets the passphrase before joining: encrypted from its first frame. Bridge mode.
-    c.go(run.url(room, "C", join=False))
-    wait_for(lambda: c.state()["screen"] == "prejoin", "C on the pre-join screen")
-    r = c.act(f"setE2ee({json.dumps(PASSPHRASE)})")
-    if not r.get("ok"):
-        raise Failure(f"C: setE2ee before joining -> {r}")
-    c.start("join({name: 'C'})")
-    wait_for(lambda: c.state()["screen"] == "meeting", "C in the meeting")
-    ids["C"] = c.state()["id"]
+    ids["C"] = join_encrypted(run, c, room, PASSPHRASE)
     group = [a, b, c]
     for p in group:
         others = [o.name for o in group if o is not p]
@@ -702,14 +708,7 @@ def e2ee(run: Run) -> dict:
     result["hashes"] = decrypted_match_encoded(run, group, ids, stats)
 
     # D: another passphrase. Decodes nobody; everyone sees D as "cannot decrypt", D sees them so.
-    d.go(run.url(room, "D", join=False))
-    wait_for(lambda: d.state()["screen"] == "prejoin", "D on the pre-join screen")
-    r = d.act(f"setE2ee({json.dumps(OTHER_PASSPHRASE)})")
-    if not r.get("ok"):
-        raise Failure(f"D: setE2ee -> {r}")
-    d.start("join({name: 'D'})")
-    wait_for(lambda: d.state()["screen"] == "meeting", "D in the meeting")
-    ids["D"] = d.state()["id"]
+    ids["D"] = join_encrypted(run, d, room, OTHER_PASSPHRASE)
     states_are(d, ids, {n: "cannot-decrypt" for n in ("A", "B", "C")}, timeout=40)
     for p in group:
         states_are(p, ids, {"D": "cannot-decrypt"}, timeout=30)
