@@ -133,6 +133,9 @@ fn every_request_needs_the_secret() {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["workers"], 2);
+    // `/health` is for checks that hold no secret: the status only.
+    let (status, body) = request(bridge.api, "GET", "/health", None, None);
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
 }
 
 #[test]
@@ -271,6 +274,8 @@ fn a_draining_bridge_keeps_its_conferences_and_refuses_new_ones() {
     assert_eq!((status, &body["draining"], &body["conferences"]), (200, &json!(true), &json!(1)), "{body}");
     let (status, health) = call(api, "GET", "/v1/health", None);
     assert_eq!((status, health["status"].as_str()), (503, Some("draining")));
+    let (status, health) = request(api, "GET", "/health", None, None);
+    assert_eq!((status, health["status"].as_str()), (503, Some("draining")), "{health}");
     let (status, refused) = call(api, "POST", "/v1/conferences", None);
     assert_eq!(status, 503, "{refused}");
     assert!(refused["error"].as_str().unwrap().contains("draining"));

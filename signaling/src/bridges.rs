@@ -38,6 +38,10 @@ impl Bridges {
         self.bridges.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.bridges.len()
+    }
+
     /// Bridge `index`'s client (an index `place` returned).
     pub fn client(&self, index: usize) -> &BridgeClient {
         &self.bridges[index].client

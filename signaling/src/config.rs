@@ -21,6 +21,24 @@ pub struct Config {
     /// the least stressed one that is not draining.
     pub bridges: Vec<BridgeConfig>,
     pub turn: TurnConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Plain-HTTP listener for `GET /metrics` (Prometheus) and `GET /health`, e.g.
+    /// "127.0.0.1:9465". Keep it private. Empty: off.
+    pub listen: String,
+}
+
+impl MetricsConfig {
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        self.listen.parse().map(Some).map_err(|e| format!("metrics.listen: {e}: {:?}", self.listen))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -120,6 +138,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self, String> {
         let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
         config.listen_addr()?;
+        config.metrics.listen_addr()?;
         if config.rooms.max_participants < 2 {
             return Err("rooms.max_participants: at least 2".into());
         }

@@ -39,7 +39,21 @@ pub fn run(config: Config) -> i32 {
         };
         let notifier = crate::service::notifier();
         let service = crate::service::supervise(notifier.clone(), local, config.clone(), certificate);
+        let metrics_addr = config.metrics.listen_addr().expect("validated");
         let hub = Hub::new(config, tokio::runtime::Handle::current());
+        if let Some(addr) = metrics_addr {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    tracing::info!("metrics on http://{addr}/metrics");
+                    let app = crate::metrics::router(hub.clone());
+                    tokio::spawn(async move { axum::serve(listener, app).await });
+                }
+                Err(e) => {
+                    tracing::error!("metrics.listen {addr}: {e}");
+                    return 1;
+                }
+            }
+        }
         let ticker = hub.clone();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(Duration::from_secs(2));

@@ -13,6 +13,7 @@ use crate::bridge::BridgeClient;
 use crate::bridged;
 use crate::bridges::Bridges;
 use crate::config::Config;
+use crate::metrics::{Counters, Gauges, JoinResult};
 use crate::protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, VERSION};
 use crate::ratelimit::{Limiter, Rate};
 use crate::room::{ConnId, Effects, JoinOutcome, JoinRequest, Rooms, Topology};
@@ -52,6 +53,7 @@ pub struct Hub {
     config: Config,
     /// Empty: no bridge configured (meetings of three or more cannot start).
     bridges: Arc<Bridges>,
+    counters: Counters,
     /// Runs delayed work (the return to P2P) on the daemon's runtime.
     runtime: tokio::runtime::Handle,
 }
@@ -83,6 +85,7 @@ impl Hub {
         }
         Arc::new(Self {
             bridges,
+            counters: Counters::default(),
             state: Mutex::new(State {
                 rooms: Rooms::default(),
                 bridged: HashMap::new(),
@@ -107,7 +110,26 @@ impl Hub {
         let conn = state.next_conn;
         state.next_conn += 1;
         state.connections.insert(conn, Connection { outbox, source, greeted: false });
+        self.counters.connection();
         (conn, inbox)
+    }
+
+    /// Events counted for `/metrics`.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Connections, rooms and members now (for `/metrics` and `/health`).
+    pub fn gauges(&self) -> Gauges {
+        let state = self.state();
+        let (participants, rooms_on_bridge) = state.rooms.census();
+        Gauges {
+            connections: state.connections.len(),
+            rooms: state.rooms.len(),
+            participants,
+            rooms_on_bridge,
+            bridges: self.bridges.len(),
+        }
     }
 
     /// The connection is gone: it leaves its room.
@@ -170,11 +192,13 @@ impl Hub {
             (ClientMessage::Join { room, name, email, password }, None) => {
                 let now = Instant::now();
                 if let Err(wait) = state.joins.take(source, now) {
+                    self.counters.join(JoinResult::RateLimited);
                     return deliver(&state, conn, rate_limited("join attempts", wait));
                 }
                 // A source out of guesses may not try a password at all: otherwise a right guess
                 // would still get in and the limit would only hide the wrong ones.
                 if let Err(wait) = state.guesses.check(source, now) {
+                    self.counters.join(JoinResult::RateLimited);
                     return deliver(&state, conn, rate_limited("password guesses", wait));
                 }
                 let request = JoinRequest { conn, name, email, password };
@@ -183,6 +207,12 @@ impl Hub {
                 if outcome == JoinOutcome::WrongPassword {
                     let _ = state.guesses.take(source, now);
                 }
+                self.counters.join(match outcome {
+                    JoinOutcome::Joined => JoinResult::Joined,
+                    JoinOutcome::Lobby => JoinResult::Lobby,
+                    JoinOutcome::WrongPassword => JoinResult::WrongPassword,
+                    JoinOutcome::Full => JoinResult::Full,
+                });
                 tracing::debug!(conn, room = %room_tag(&room), ?outcome, "join");
                 return self.after(&mut state, Some(&room), effects);
             }
@@ -303,6 +333,7 @@ impl Hub {
                 }
             }
             Err(e) => {
+                self.counters.bridge_error();
                 tracing::warn!(room = %room_tag(name), "bridge: {e}");
                 let error = ProtocolError::new(ErrorCode::Unavailable, "the media bridge is not available");
                 effects.out.push(error_to(conn, error));

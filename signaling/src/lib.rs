@@ -11,6 +11,7 @@ pub mod bridges;
 pub mod config;
 pub mod daemon;
 pub mod hub;
+pub mod metrics;
 pub mod names;
 pub mod protocol;
 pub mod ratelimit;

@@ -594,6 +594,13 @@ impl Rooms {
         self.rooms.len()
     }
 
+    /// Members of every room, and the rooms on the bridge (for metrics).
+    pub fn census(&self) -> (usize, usize) {
+        let members = self.rooms.values().map(Room::member_count).sum();
+        let bridged = self.rooms.values().filter(|r| r.bridge_epoch().is_some()).count();
+        (members, bridged)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rooms.is_empty()
     }

@@ -122,6 +122,7 @@ async fn session(hub: Arc<Hub>, source: IpAddr, socket: WebSocket) {
             Ok(message) => hub.handle(conn, message),
             Err(error) => {
                 errors += 1;
+                hub.counters().protocol_error();
                 hub.reject(conn, error);
                 if errors >= MAX_PROTOCOL_ERRORS {
                     tracing::debug!(conn, "closing after {errors} protocol errors");

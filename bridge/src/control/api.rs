@@ -51,11 +51,22 @@ pub fn router(state: Arc<ApiState>) -> Router {
         );
     #[cfg(feature = "test-tap")]
     let router = router.route("/v1/test/tap", get(test_tap));
-    router
+    let authenticated = router
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    // For load balancers and service checks, which hold no secret: the status and nothing else.
+    Router::new().route("/health", get(public_health)).merge(authenticated).with_state(state)
+}
+
+/// `GET /health` without the secret: 200 `ok`, or 503 with the reason.
+async fn public_health(State(state): Shared) -> Response {
+    if state.registry.is_draining() {
+        let body = json!({ "status": "draining", "reason": "the bridge takes no new conferences" });
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    } else {
+        (StatusCode::OK, axum::Json(json!({ "status": "ok" }))).into_response()
+    }
 }
 
 async fn authenticate(State(state): Shared, request: Request, next: Next) -> Response {
