@@ -129,3 +129,45 @@ class ChromeDriver:
                     pass
                 self.proc.wait(5)
         self.log.close()
+
+
+class PageSession:
+    """One Chromium (one WebDriver session) showing a test page whose async functions the test
+    calls by name (`window[name](...args)`). `script_ms` bounds one call in the browser,
+    `call_timeout` the HTTP request that waits for it."""
+
+    def __init__(self, driver: "ChromeDriver", url: str, args: list[str], script_ms: int, call_timeout: float,
+                 label: str = "page"):
+        self.driver = driver
+        self.label = label
+        self.call_timeout = call_timeout
+        caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"binary": chromium_binary(), "args": args}}}}
+        value = driver.request("POST", "/session", caps, timeout=60)
+        self.session = value["sessionId"]
+        self.version = value.get("capabilities", {}).get("browserVersion")
+        self.post("/timeouts", {"script": script_ms, "pageLoad": 30000})
+        self.post("/url", {"url": url})
+
+    def post(self, path: str, body: dict, timeout: float = 60) -> dict:
+        return self.driver.request("POST", f"/session/{self.session}{path}", body, timeout=timeout)
+
+    def call(self, function: str, *args: object) -> object:
+        """Awaits window[function](...args) in the page; a rejection becomes WebDriverError."""
+        script = (
+            "const done = arguments[arguments.length - 1];"
+            "const name = arguments[0], args = arguments[1];"
+            "Promise.resolve().then(() => window[name](...args)).then("
+            "  (r) => done({ok: r === undefined ? null : r}),"
+            "  (e) => done({error: String((e && e.stack) || e)}));"
+        )
+        value = self.post("/execute/async", {"script": script, "args": [function, list(args)]},
+                          timeout=self.call_timeout)
+        if not isinstance(value, dict) or "ok" not in value:
+            raise WebDriverError(f"{self.label}: {function}() failed: {value}")
+        return value["ok"]
+
+    def quit(self) -> None:
+        try:
+            self.driver.request("DELETE", f"/session/{self.session}", timeout=15)
+        except Exception:  # noqa: BLE001 - best effort
+            pass

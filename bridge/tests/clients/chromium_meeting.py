@@ -44,7 +44,7 @@ sys.path.insert(0, HERE)
 import sfu  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../scripts"))
-from webdriver import ChromeDriver, WebDriverError, chromium_binary, chromium_flags, free_port  # noqa: E402
+from webdriver import ChromeDriver, PageSession, chromium_flags, free_port  # noqa: E402
 
 CODECS = ("opus", "VP8")  # RTX follows VP8
 # getStats' transport srtpCipher: Chromium 156 reports the IANA profile name
@@ -63,47 +63,21 @@ class HardTimeout(Exception):
     pass
 
 
-class Browser:
+class Browser(PageSession):
     """One Chromium (one WebDriver session) showing page.html."""
 
     def __init__(self, driver: ChromeDriver, name: str, url: str, workdir: str):
-        self.driver = driver
         self.name = name
         self.profile = tempfile.mkdtemp(prefix=f"chromium-{name}-", dir=workdir)
         args = CHROMIUM_FLAGS + [f"--user-data-dir={self.profile}", "--window-size=640,480"]
-        caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"binary": chromium_binary(), "args": args}}}}
-        value = driver.request("POST", "/session", caps, timeout=60)
-        self.session = value["sessionId"]
-        self.version = value.get("capabilities", {}).get("browserVersion")
-        self._post("/timeouts", {"script": 30000, "pageLoad": 30000})
-        self._post("/url", {"url": url})
-
-    def _post(self, path: str, body: dict, timeout: float = 60) -> dict:
-        return self.driver.request("POST", f"/session/{self.session}{path}", body, timeout=timeout)
-
-    def call(self, function: str, *args: object) -> object:
-        """Awaits window[function](...args) in the page; its exception becomes WebDriverError."""
-        script = (
-            "const done = arguments[arguments.length - 1];"
-            "const name = arguments[0], args = arguments[1];"
-            "Promise.resolve().then(() => window[name](...args)).then("
-            "  (r) => done({ok: r === undefined ? null : r}),"
-            "  (e) => done({error: String((e && e.stack) || e)}));"
-        )
-        value = self._post("/execute/async", {"script": script, "args": [function, list(args)]}, timeout=45)
-        if not isinstance(value, dict) or "ok" not in value:
-            raise WebDriverError(f"{self.name}: {function}() failed: {value}")
-        return value["ok"]
+        super().__init__(driver, url, args, script_ms=30000, call_timeout=45, label=name)
 
     def quit(self) -> None:
         try:
             self.call("hangUp")
         except Exception:  # noqa: BLE001 - best effort before the session goes
             pass
-        try:
-            self.driver.request("DELETE", f"/session/{self.session}", timeout=15)
-        except Exception:  # noqa: BLE001
-            pass
+        super().quit()
 
 
 class PageServer:

@@ -39,7 +39,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, "../../../scripts")))
-from webdriver import ChromeDriver, WebDriverError, chromium_binary, chromium_flags  # noqa: E402
+from webdriver import ChromeDriver, PageSession, chromium_flags  # noqa: E402
 
 # The page's own files; the product's two come from the directory the Rust test wrote them to,
 # as the signaling daemon's router served them (see `Handler.configure`).
@@ -102,43 +102,13 @@ class PageServer:
         self.httpd.server_close()
 
 
-class Browser:
+class Browser(PageSession):
     """One Chromium session showing the test page."""
 
     def __init__(self, driver: ChromeDriver, url: str, workdir: str):
-        self.driver = driver
         profile = tempfile.mkdtemp(prefix="chromium-e2ee-", dir=workdir)
         args = CHROMIUM_FLAGS + [f"--user-data-dir={profile}", "--window-size=640,480"]
-        options = {"binary": chromium_binary(), "args": args}
-        caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": options}}}
-        value = driver.request("POST", "/session", caps, timeout=60)
-        self.session = value["sessionId"]
-        self.version = value.get("capabilities", {}).get("browserVersion")
-        self._post("/timeouts", {"script": 60000, "pageLoad": 30000})
-        self._post("/url", {"url": url})
-
-    def _post(self, path: str, body: dict, timeout: float = 90) -> dict:
-        return self.driver.request("POST", f"/session/{self.session}{path}", body, timeout=timeout)
-
-    def call(self, function: str, *args: object) -> object:
-        """Awaits window[function](...args); a rejection becomes WebDriverError."""
-        script = (
-            "const done = arguments[arguments.length - 1];"
-            "const name = arguments[0], args = arguments[1];"
-            "Promise.resolve().then(() => window[name](...args)).then("
-            "  (r) => done({ok: r === undefined ? null : r}),"
-            "  (e) => done({error: String((e && e.stack) || e)}));"
-        )
-        value = self._post("/execute/async", {"script": script, "args": [function, list(args)]})
-        if not isinstance(value, dict) or "ok" not in value:
-            raise WebDriverError(f"{function}() failed: {value}")
-        return value["ok"]
-
-    def quit(self) -> None:
-        try:
-            self.driver.request("DELETE", f"/session/{self.session}", timeout=15)
-        except Exception:  # noqa: BLE001 - best effort
-            pass
+        super().__init__(driver, url, args, script_ms=60000, call_timeout=90)
 
 
 def hash_match(sender: list[dict], receiver: list[dict]) -> dict:
