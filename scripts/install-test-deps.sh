@@ -4,6 +4,7 @@
 #   - headless Chromium and its WebDriver (Debian packages chromium, chromium-driver),
 #   - ip and unshare (iproute2, util-linux) for the private network namespace,
 #   - systemd-analyze (systemd) to check the unit files in systemd/,
+#   - clang, whose BPF target compiles turn's in-kernel ChannelData relay (turn/build.rs),
 #   - coturn's turnutils_uclient and turnutils_peer (Debian package coturn), the yardstick
 #     client for turn/tests/uclient.rs; coturn's own turnserver is installed with them but is
 #     never started, and stays disabled,
@@ -88,10 +89,13 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v unshare >/dev/null || missing+=(util-linux)
 # systemd-analyze verify/security for the unit files (sdnotify/tests/systemd_units.rs).
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+# clang's BPF target compiles turn's in-kernel relay (turn/build.rs); without it turn builds
+# without the relay, and turn/tests/kernel_relay.rs fails.
+command -v clang >/dev/null || missing+=(clang)
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
-for tool in chromium chromedriver ip unshare systemd-analyze; do
+for tool in chromium chromedriver ip unshare systemd-analyze clang; do
     command -v "$tool" >/dev/null || die "$tool is still missing after apt-get install"
 done
 

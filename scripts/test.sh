@@ -6,10 +6,13 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
-# The network-namespace test shapes traffic with ip and tc (iproute2).
-if ! command -v tc >/dev/null || ! command -v ip >/dev/null; then
-    step "installing iproute2 (ip, tc) for the namespace tests"
-    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iproute2; else sudo apt-get install -y -qq iproute2; fi
+# Before anything is built: clang compiles turn's kernel relay at build time, and the tests
+# need Chromium, coturn's clients, iproute2 and the rest (idempotent, quiet when all is there).
+step "test dependencies"
+bash scripts/install-test-deps.sh
+if ! command -v tc >/dev/null; then
+    echo "tc (iproute2) is missing after install-test-deps.sh" >&2
+    exit 1
 fi
 
 step "format"

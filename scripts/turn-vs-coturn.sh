@@ -6,7 +6,14 @@
 # leaves its allocations behind when it exits, and a later run whose client happens to get the
 # same ephemeral port would meet one of them (437 Allocation Mismatch) on either server.
 #
-#   scripts/turn-vs-coturn.sh [--quick] [SCENARIO ...]
+#   scripts/turn-vs-coturn.sh [--quick] [--kernel-relay] [SCENARIO ...]
+#
+# --kernel-relay runs ours with its in-kernel ChannelData relay on loopback
+# (kernel-relay-interface=lo; needs root). The benchmark charges each server its own process's
+# CPU; the kernel relay's work runs in softirq context, which this kernel (no
+# CONFIG_IRQ_TIME_ACCOUNTING) charges to whichever task is on the CPU, mostly uclient and
+# turnutils_peer. So with it, the same run also reports the whole machine's CPU per message
+# (all processes and interrupts, from /proc/stat), for both servers, to show the saving is real.
 #
 # Needs coturn (scripts/install-test-deps.sh installs it), openssl and a release build, which
 # this script makes. RFC 6062 TCP relaying (tcprelay_*) is not implemented, so it is not run.
@@ -14,8 +21,15 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${TURN_BENCH:-$ROOT/../shared/bench/turn-vs-coturn.sh}
-QUICK=()
-if [[ ${1:-} == --quick ]]; then QUICK=(--quick); shift; fi
+QUICK=() KERNEL_RELAY=0
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --quick) QUICK=(--quick);;
+    --kernel-relay) KERNEL_RELAY=1;;
+    *) echo "turn-vs-coturn: unknown option $1" >&2; exit 2;;
+  esac
+  shift
+done
 SCENARIOS=("$@")
 if [[ ${#SCENARIOS[@]} == 0 ]]; then
   SCENARIOS=(udp_m10_l120_z20 udp_m50_l120_z20 udp_m100_l120_z20 udp_m100_l1200_z20 udp_m20_l120_z1
@@ -48,6 +62,7 @@ cert=$WORK/cert.pem
 pkey=$WORK/key.pem
 allowed-peer-ip=127.0.0.1
 CONF
+if [[ $KERNEL_RELAY == 1 ]]; then echo "kernel-relay-interface=lo" >> "$WORK/turn.conf"; fi
 
 for scenario in "${SCENARIOS[@]}"; do
   echo "turn-vs-coturn: $scenario" >&2

@@ -6,30 +6,27 @@
 //! ```
 //!
 //! Production runs the two daemons as separate systemd units with their own configuration
-//! files; this binary is the one command that gets a meeting going.
+//! files; this binary is the one command that gets a meeting going. Under systemd it is one
+//! `Type=notify` service: one `READY=1` once both serve, one watchdog ([`daemons`]).
 
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::path::PathBuf;
 
+mod daemons;
 #[cfg(feature = "test-tap")]
 mod test_tap;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Standard error that never fails (a closed log pipe must not stop the daemons).
-struct LossyStderr;
-
-impl std::io::Write for LossyStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+/// `APPLIANCE_LOG` (a level) for the daemons' own lines; libraries stay at "warn": at debug they
+/// log message contents (privacy invariant 6). No file to reload: the level is set at start.
+const LOG: sdnotify::logging::Spec = sdnotify::logging::Spec {
+    identifier: "appliance",
+    env: "APPLIANCE_LOG",
+    env_directives: false,
+    directives: |level| format!("warn,webrtc_sdp=off,signaling={level},bridge={level},engine={level}"),
+};
 
 /// The address other machines (and the browser here) reach this host on: the source address
 /// the kernel picks for a public destination. Nothing is sent.
@@ -56,18 +53,7 @@ fn random_secret() -> String {
 }
 
 fn main() {
-    let level = std::env::var("APPLIANCE_LOG")
-        .ok()
-        .and_then(|l| l.parse::<tracing_subscriber::filter::LevelFilter>().ok())
-        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
-    // Libraries stay at "warn": at debug they log message contents (privacy invariant 6).
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "warn,webrtc_sdp=off,signaling={level},bridge={level},engine={level}"
-        )))
-        .with_target(false)
-        .with_writer(|| LossyStderr)
-        .init();
+    let _log = sdnotify::logging::init(LOG, sdnotify::logging::LevelFilter::INFO);
 
     let host = host_address();
     let secret = random_secret();
@@ -95,16 +81,10 @@ fn main() {
     signaling.bridge.secret = secret;
     let port = signaling.listen_addr().map(|a| a.port()).unwrap_or(8443);
 
-    let bridge_thread = std::thread::Builder::new()
-        .name("bridge".into())
-        .spawn(move || bridge::run::run(bridge))
-        .expect("spawn the bridge");
     let url = match host {
         IpAddr::V6(ip) => format!("https://[{ip}]:{port}/"),
         IpAddr::V4(ip) => format!("https://{ip}:{port}/"),
     };
     eprintln!("\n    Open {url} in a browser (the certificate is self-signed: accept it once).\n");
-    let signaling_code = signaling::daemon::run(signaling);
-    let bridge_code = bridge_thread.join().unwrap_or(1);
-    std::process::exit(if signaling_code != 0 { signaling_code } else { bridge_code });
+    std::process::exit(daemons::run(bridge, signaling));
 }

@@ -30,7 +30,7 @@ fn pin(index: usize) {
 /// Spins, yielding now and then so that two threads sharing one CPU still make progress.
 fn backoff(spins: &mut u32) {
     *spins += 1;
-    if *spins % 1024 == 0 {
+    if spins.is_multiple_of(1024) {
         thread::yield_now();
     } else {
         std::hint::spin_loop();

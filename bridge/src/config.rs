@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use engine::EngineConfig;
+use sdnotify::logging::{LevelFilter, parse_level};
 use serde::Deserialize;
 
 use crate::control::ControlConfig;
@@ -21,6 +22,7 @@ pub struct BridgeConfig {
     pub relay: RelayConfig,
     pub control: ControlConfig,
     pub media: MediaConfig,
+    pub log: LogConfig,
     /// Test builds only (cargo feature `test-tap`); any other build rejects the table.
     #[cfg(feature = "test-tap")]
     pub test_tap: crate::sfu::tap::TapConfig,
@@ -42,6 +44,26 @@ impl MediaConfig {
         } else {
             self.announce.clone()
         }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// off, error, warn, info, debug or trace; SIGHUP applies it again. `BRIDGE_LOG` in the
+    /// environment overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+impl LogConfig {
+    pub fn level(&self) -> Result<LevelFilter, String> {
+        parse_level(&self.level).map_err(|e| format!("log.level: {e}"))
     }
 }
 
@@ -75,6 +97,7 @@ impl BridgeConfig {
         let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
         config.engine.validate().map_err(|e| e.to_string())?;
         config.metrics.listen_addr()?;
+        config.log.level()?;
         if config.metrics.interval_ms == 0 {
             return Err("metrics.interval_ms: must be at least 1".into());
         }
@@ -109,6 +132,7 @@ mod tests {
         let config = BridgeConfig::parse(DEFAULT_TOML).unwrap();
         assert_eq!(config.engine, EngineConfig::default());
         assert_eq!(config.relay.drop_every, 0, "fault injection is off unless asked for");
+        assert_eq!(config.log.level(), Ok(sdnotify::logging::LevelFilter::INFO));
     }
 
     #[test]
@@ -125,6 +149,7 @@ mod tests {
             ("[relay]\nroutes = [{ from = \"127.0.0.1:1\", too = [] }]\n", "too"),
             ("[relya]\n", "relya"),
             ("[relay]\ndrop_every = -1\n", "drop_every"),
+            ("[log]\nlevel = \"loud\"\n", "log.level: \"loud\" is not a log level"),
         ];
         for (text, key) in cases {
             let error = BridgeConfig::parse(text).unwrap_err();

@@ -7,40 +7,26 @@
 //! bridge --print-default-config
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bridge::config::{BridgeConfig, DEFAULT_TOML};
+use sdnotify::logging::{self, LevelFilter, LogHandle, Spec};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Standard error that never fails: if whatever reads the log goes away (a closed pipe, a
-/// restarted journald), the daemon keeps serving and the lines are lost, instead of the
-/// subscriber's fallback `eprintln!` panicking on EPIPE.
-struct LossyStderr;
-
-impl std::io::Write for LossyStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+/// Every target at the configured level, as before there was one; `BRIDGE_LOG` may also give
+/// directives (the bridge's libraries log nothing private).
+const LOG: Spec = Spec {
+    identifier: "bridge",
+    env: "BRIDGE_LOG",
+    env_directives: true,
+    directives: |level: LevelFilter| level.to_string(),
+};
 
 const USAGE: &str = "usage: bridge [--config FILE | --check-config FILE | --print-default-config]";
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BRIDGE_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .with_target(false)
-        .with_writer(|| LossyStderr)
-        .init();
-
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (path, check_only) = match args.as_slice() {
         [] => (None, false),
@@ -70,5 +56,19 @@ fn main() {
         println!("configuration ok");
         return;
     }
-    std::process::exit(bridge::run::run(config));
+    let log = logging::init(LOG, config.log.level().unwrap_or(LevelFilter::INFO));
+    let code = bridge::run::run_with_hangup(config, &mut || reload(path.as_deref(), &log));
+    std::process::exit(code);
+}
+
+/// SIGHUP: the file's `log.level` again. A file that no longer parses changes nothing.
+fn reload(path: Option<&Path>, log: &LogHandle) {
+    tracing::info!("SIGHUP: reloading the log level; other settings are read at start only");
+    let Some(path) = path else {
+        return tracing::info!("SIGHUP: no configuration file (embedded defaults): the level stays");
+    };
+    match BridgeConfig::load(Some(path)).and_then(|config| config.log.level()) {
+        Ok(level) => log.reload(level),
+        Err(e) => tracing::error!("SIGHUP: {e}; the log level stays {}", log.level()),
+    }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use engine::{Engine, MetricsPump};
+use sdnotify::host::Supervision;
 
 use crate::config::BridgeConfig;
 use crate::control::{self, MediaFacts};
@@ -24,8 +25,23 @@ pub fn disable_core_dumps() {
     }
 }
 
-/// Runs the bridge until SIGTERM or SIGINT; returns the process exit code.
+/// Runs the bridge until SIGTERM or SIGINT; returns the process exit code. SIGHUP is logged and
+/// otherwise ignored (the appliance has no file to read again).
 pub fn run(config: BridgeConfig) -> i32 {
+    run_with_hangup(config, &mut || {
+        tracing::info!("SIGHUP: nothing to reload; the configuration is read at start only");
+    })
+}
+
+/// [`run`], calling `on_hangup` on the main loop's thread for each SIGHUP (the daemon reloads its
+/// log level there).
+pub fn run_with_hangup(config: BridgeConfig, on_hangup: &mut dyn FnMut()) -> i32 {
+    run_supervised(config, Supervision::Own, on_hangup)
+}
+
+/// [`run_with_hangup`], told who speaks to the service manager: one of several daemons in a
+/// process (the appliance) hands its health check to the process's host instead.
+pub fn run_supervised(config: BridgeConfig, supervision: Supervision, on_hangup: &mut dyn FnMut()) -> i32 {
     disable_core_dumps();
     crate::host::warn_untuned(&config.engine);
     // Before anything starts, so a SIGTERM during start-up still drains and exits cleanly.
@@ -65,7 +81,7 @@ pub fn run(config: BridgeConfig) -> i32 {
 
     // Port 0 (tests) cannot be probed: the exporter does not say which port it got.
     let metrics = config.metrics.listen_addr().ok().flatten().filter(|addr| addr.port() != 0);
-    let mut service = match Service::ready(&engine, control, metrics) {
+    let mut service = match Service::ready(&engine, control, metrics, supervision) {
         Ok(service) => service,
         Err(e) => {
             tracing::error!("{e}");
@@ -93,7 +109,7 @@ pub fn run(config: BridgeConfig) -> i32 {
             break;
         }
         if hangup.swap(false, Ordering::Relaxed) {
-            tracing::info!("SIGHUP: nothing to reload; the configuration is read at start only");
+            on_hangup();
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -183,6 +199,7 @@ pub fn start_sfu(config: &BridgeConfig) -> Result<Sfu, String> {
     let registry = Arc::new(registry);
     let engine = Engine::start(&config.engine, |worker| MediaWorker::new(registry.clone(), worker))
         .map_err(|e| format!("engine: {e}"))?;
+    registry.watch_workers(engine.load());
     let listen = engine.local_addr();
     let announce = config.media.announced(listen);
     if announce.is_empty() {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use engine::Engine;
+use sdnotify::host::Supervision;
 use sdnotify::{Notifier, Watchdog, probe};
 
 /// How long the listeners get to answer their first request before start-up fails.
@@ -26,10 +27,13 @@ impl Service {
     /// already receiving (`Engine::start` returns only then). The watchdog is fed while every
     /// worker turns its loop and the control API answers: a stuck worker drops media, a stuck
     /// API leaves the signaling daemon unable to place anyone, and a restart cures both.
+    /// Hosted in a bigger process (`supervision`), the host gets that check instead and speaks
+    /// for the bridge.
     pub fn ready(
         engine: &Engine,
         control: Option<SocketAddr>,
         metrics: Option<SocketAddr>,
+        supervision: Supervision,
     ) -> Result<Self, String> {
         // Any status proves the server answers: the API wants a secret the probe does not send.
         for (addr, path) in [(control, "/v1/health"), (metrics, "/metrics")] {
@@ -38,7 +42,7 @@ impl Service {
                     .map_err(|e| format!("http://{addr}{path} does not answer: {e}"))?;
             }
         }
-        let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        let notifier = supervision.notifier().unwrap_or_else(|e| {
             tracing::warn!("NOTIFY_SOCKET: {e}; not notifying the service manager");
             Notifier::default()
         });
@@ -56,7 +60,7 @@ impl Service {
             }
             workers && api
         };
-        let watchdog = Watchdog::from_env(&notifier, healthy).map_err(|e| format!("watchdog thread: {e}"))?;
+        let watchdog = supervision.watch(&notifier, healthy).map_err(|e| format!("watchdog thread: {e}"))?;
         if watchdog.is_some() {
             tracing::info!("watchdog on: fed while the workers turn and the control API answers");
         }

@@ -196,6 +196,7 @@ fn conference_and_endpoint_life_cycle() {
     assert!(text.contains("bridge_conferences 1"), "{text}");
     assert!(text.contains("bridge_endpoints 2"), "{text}");
     assert!(text.contains("bridge_media_drops_total{reason=\"unknown_address\"}"), "{text}");
+    assert!(text.contains("bridge_worker_busy_ratio{worker=\"1\"}"), "one gauge per worker: {text}");
 
     assert_eq!(call(api, "DELETE", &other_path, None).0, 204);
     assert_eq!(call(api, "DELETE", &path, None).0, 204);
@@ -309,7 +310,10 @@ fn stats_report_load_rate_and_drops() {
     );
     assert_eq!(stats["rtp_forwarded_total"], 0);
     assert_eq!(stats["rtp_forwarded_per_second"], Value::Null, "no rate before two samples a second apart");
-    assert_eq!(stats["stress"], 0.0);
+    // No limit is touched: the stress is the CPU's (0 in the first second, ~0 when idle).
+    let cpu_busy = stats["cpu_busy"].as_f64().unwrap();
+    assert!((0.0..0.05).contains(&cpu_busy), "{stats}");
+    assert_eq!(stats["stress"], cpu_busy, "{stats}");
     assert!(stats["drops"].as_object().unwrap().contains_key("unknown_address"), "{stats}");
 
     // Garbage from an unknown address is a counted drop; the rate appears after a second.
@@ -327,8 +331,10 @@ fn stats_report_load_rate_and_drops() {
     assert!(stats["drops"]["unknown_address"].as_u64().unwrap() >= 5, "{stats}");
     assert!(stats["drops_total"].as_u64().unwrap() >= 5, "{stats}");
     assert_eq!(stats["rtp_forwarded_per_second"], 0.0, "{stats}");
-    let stress = stats["stress"].as_f64().unwrap();
-    assert!(stress > 0.0 && stress < 0.01, "one conference of the default 10,000: {stress}");
+    let (stress, cpu_busy) = (stats["stress"].as_f64().unwrap(), stats["cpu_busy"].as_f64().unwrap());
+    assert!((0.0..=1.0).contains(&cpu_busy), "a share of the busiest worker's time: {stats}");
+    assert!(stress >= cpu_busy && stress >= 1e-4, "the larger of CPU and limits: {stats}");
+    assert!(stress < 0.05, "one conference of the default 10,000, idle workers: {stats}");
 }
 
 fn sigterm(child: &Child) {

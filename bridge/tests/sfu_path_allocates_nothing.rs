@@ -57,7 +57,7 @@ fn forwarding_through_the_sfu_allocates_nothing() {
         for _ in 0..n {
             sender.send_rtp(0x5E, 96, seq, u32::from(seq) * 3000, &payload);
             seq = seq.wrapping_add(1);
-            if seq % 20 == 0 {
+            if seq.is_multiple_of(20) {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }

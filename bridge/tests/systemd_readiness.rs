@@ -1,6 +1,6 @@
 //! The `bridge` binary under a stand-in for systemd (`Type=notify`, `WatchdogSec=`): READY=1
-//! only once its control API answers, watchdog pings after that, SIGHUP survived (nothing to
-//! reload), STOPPING=1 and exit status 0 on SIGTERM.
+//! only once its control API answers, watchdog pings after that, SIGHUP survived (it reloads the
+//! log level only), STOPPING=1 and exit status 0 on SIGTERM.
 
 #[path = "../../scripts/fake_service_manager.rs"]
 mod fake_service_manager;
@@ -95,5 +95,5 @@ fn ready_once_serving_watchdog_while_healthy_stopping_on_sigterm() {
     manager.watchdog_pings(&mut bridge);
     manager.hangup_survived(&mut bridge);
     manager.stops_cleanly(&mut bridge);
-    assert!(bridge.log().contains("SIGHUP: nothing to reload"), "{}", bridge.log());
+    assert!(bridge.log().contains("SIGHUP: reloading the log level"), "{}", bridge.log());
 }

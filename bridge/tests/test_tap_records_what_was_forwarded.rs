@@ -37,14 +37,14 @@ struct Sent {
 
 /// Packet `n`: video and audio in turn, lengths around the 256-byte prefix, content unique to it.
 fn sent(n: usize) -> Sent {
-    let video = n % 2 == 0;
+    let video = n.is_multiple_of(2);
     let len = [1, 100, 255, 256, 257, 1000, 1150][n % 7];
     Sent {
         ssrc: if video { VIDEO } else { AUDIO },
         payload_type: if video { 96 } else { 111 },
         sequence: 1000 + n as u16,
         timestamp: 90_000 + 3000 * n as u32,
-        marker: n % 3 == 0,
+        marker: n.is_multiple_of(3),
         payload: (0..len).map(|i| (i * 7 + n * 31) as u8 ^ 0xA5).collect(),
     }
 }

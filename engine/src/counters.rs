@@ -136,6 +136,8 @@ pub struct WorkerCounters {
     values: CachePadded<[AtomicU64; FIELDS + REASONS]>,
     /// Loop turns finished: the worker's heartbeat, read by [`crate::Liveness`].
     turns: AtomicU64,
+    /// Nanoseconds the worker spent awake (not waiting in the kernel), read by [`crate::Load`].
+    busy_ns: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -148,6 +150,17 @@ impl WorkerCounters {
     /// Loop turns the worker has finished.
     pub fn turns(&self) -> u64 {
         self.turns.load(Ordering::Relaxed)
+    }
+
+    /// Stores the worker's running total of busy time. Called only by the worker, once before
+    /// each wait; relaxed, because readers want a recent figure, not an order with other data.
+    pub(crate) fn set_busy_ns(&self, nanos: u64) {
+        self.busy_ns.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Nanoseconds the worker has spent awake since it started, up to its latest wait.
+    pub fn busy_ns(&self) -> u64 {
+        self.busy_ns.load(Ordering::Relaxed)
     }
 
     /// Stores a worker's running totals. Called only by that worker.

@@ -12,6 +12,7 @@ use crate::config::{BackendChoice, ConfigError, EngineConfig};
 use crate::counters::{Counts, WorkerCounters};
 use crate::handler::{Handler, WorkerId};
 use crate::liveness::Liveness;
+use crate::load::Load;
 use crate::mesh;
 use crate::pool::{PacketPool, PoolError, SLOT_SIZE};
 use crate::socket;
@@ -306,6 +307,11 @@ impl Engine {
     /// A health check for a service watchdog: do the workers still turn their loops?
     pub fn liveness(&self) -> Liveness {
         Liveness::new(self.counters.clone(), self.wakers.clone())
+    }
+
+    /// Each worker's share of time spent busy rather than waiting, for load reports.
+    pub fn load(&self) -> Load {
+        Load::new(self.counters.clone(), Instant::now())
     }
 
     pub fn stop_handle(&self) -> StopHandle {

@@ -45,6 +45,7 @@ mod engine;
 mod export;
 mod handler;
 mod liveness;
+mod load;
 mod mesh;
 mod pool;
 mod socket;
@@ -62,6 +63,7 @@ pub use handler::{
     WorkerId,
 };
 pub use liveness::Liveness;
+pub use load::{LOAD_WINDOW, Load};
 pub use pool::{FreeList, PacketPool, PoolError, SLOT_SIZE, SlotId};
 /// For data planes' own sockets outside the engine (TURN's TCP relays) too.
 pub use socket::set_dont_fragment;

@@ -19,6 +19,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod host;
+pub mod journal;
+pub mod logging;
 pub mod probe;
 
 use std::io;

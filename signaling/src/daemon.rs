@@ -2,11 +2,25 @@
 
 use std::time::Duration;
 
+use sdnotify::host::Supervision;
+
 use crate::config::Config;
 use crate::hub::Hub;
 
-/// Runs the daemon until SIGTERM or SIGINT; returns the process exit code.
+/// Runs the daemon until SIGTERM or SIGINT; returns the process exit code. SIGHUP reloads the
+/// TLS certificate.
 pub fn run(config: Config) -> i32 {
+    run_with_hangup(config, Box::new(|| {}))
+}
+
+/// [`run`], calling `on_hangup` first on each SIGHUP (the daemon reloads its log level there).
+pub fn run_with_hangup(config: Config, on_hangup: crate::service::OnHangup) -> i32 {
+    run_supervised(config, Supervision::Own, on_hangup)
+}
+
+/// [`run_with_hangup`], told who speaks to the service manager: one of several daemons in a
+/// process (the appliance) hands its health check to the process's host instead.
+pub fn run_supervised(config: Config, supervision: Supervision, on_hangup: crate::service::OnHangup) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -37,8 +51,15 @@ pub fn run(config: Config) -> i32 {
                 return 1;
             }
         };
-        let notifier = crate::service::notifier();
-        let service = crate::service::supervise(notifier.clone(), local, config.clone(), certificate);
+        let notifier = crate::service::notifier(&supervision);
+        let service = crate::service::supervise(
+            notifier.clone(),
+            supervision,
+            local,
+            config.clone(),
+            certificate,
+            on_hangup,
+        );
         let metrics_addr = config.metrics.listen_addr().expect("validated");
         let hub = Hub::new(config, tokio::runtime::Handle::current());
         if let Some(addr) = metrics_addr {

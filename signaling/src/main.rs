@@ -7,40 +7,25 @@
 //! signaling --print-default-config
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use sdnotify::logging::{self, LevelFilter, LogHandle, Spec};
 use signaling::config::{Config, DEFAULT_TOML};
 
 const USAGE: &str = "usage: signaling [--config FILE | --check-config FILE | --print-default-config]";
 
-/// Standard error that never fails (see the bridge's): a closed log pipe must not stop the
-/// daemon.
-struct LossyStderr;
-
-impl std::io::Write for LossyStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+/// `log.level` (or `SIGNALING_LOG`, a level only) sets the level of the daemon's own lines.
+/// Libraries stay at "warn" whatever it says: at debug and trace they log what crosses the wire
+/// (a WebSocket library logs every message, names and passwords included), which privacy
+/// invariant 6 forbids.
+const LOG: Spec = Spec {
+    identifier: "signaling",
+    env: "SIGNALING_LOG",
+    env_directives: false,
+    directives: |level: LevelFilter| format!("warn,webrtc_sdp=off,signaling={level}"),
+};
 
 fn main() {
-    // SIGNALING_LOG sets the level of the daemon's own lines only. Libraries stay at "warn"
-    // whatever it says: at debug and trace they log what crosses the wire (a WebSocket library
-    // logs every message, names and passwords included), which privacy invariant 6 forbids.
-    let level = std::env::var("SIGNALING_LOG")
-        .ok()
-        .and_then(|l| l.parse::<tracing_subscriber::filter::LevelFilter>().ok())
-        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("warn,webrtc_sdp=off,signaling={level}")))
-        .with_target(false)
-        .with_writer(|| LossyStderr)
-        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (path, check_only) = match args.as_slice() {
         [] => (None, false),
@@ -70,5 +55,19 @@ fn main() {
         println!("configuration ok");
         return;
     }
-    std::process::exit(signaling::daemon::run(config));
+    let log = logging::init(LOG, config.log.level().unwrap_or(LevelFilter::INFO));
+    let code = signaling::daemon::run_with_hangup(config, Box::new(move || reload(path.as_deref(), &log)));
+    std::process::exit(code);
+}
+
+/// SIGHUP: the file's `log.level` again, before the certificate. A file that no longer parses
+/// changes nothing.
+fn reload(path: Option<&Path>, log: &LogHandle) {
+    let Some(path) = path else {
+        return tracing::info!("SIGHUP: no configuration file (embedded defaults): the log level stays");
+    };
+    match Config::load(Some(path)).and_then(|config| config.log.level()) {
+        Ok(level) => log.reload(level),
+        Err(e) => tracing::error!("SIGHUP: {e}; the log level stays {}", log.level()),
+    }
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use sdnotify::{Notifier, Watchdog, probe};
+use sdnotify::host::Supervision;
+use sdnotify::{Notifier, probe};
 
 use crate::config::Config;
 use crate::tls::Certificate;
@@ -21,22 +22,29 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// is the reaction the probe waits for. It costs no handshake and logs nothing.
 const NOT_TLS: &[u8] = b"probe\r\n";
 
-/// The notifier from `NOTIFY_SOCKET` (disabled, with a warning, when that is unusable).
-pub fn notifier() -> Notifier {
-    Notifier::from_env().unwrap_or_else(|e| {
+/// What the daemon does first on each SIGHUP, before the certificate.
+pub type OnHangup = Box<dyn FnMut() + Send>;
+
+/// The notifier from `NOTIFY_SOCKET` (disabled, with a warning, when that is unusable), or a
+/// disabled one when the daemon is hosted (the host notifies for the process).
+pub fn notifier(supervision: &Supervision) -> Notifier {
+    supervision.notifier().unwrap_or_else(|e| {
         tracing::warn!("NOTIFY_SOCKET: {e}; not notifying the service manager");
         Notifier::default()
     })
 }
 
 /// Runs beside the server for the daemon's lifetime: waits until `listen` answers, sends
-/// `READY=1`, starts the watchdog, then handles SIGHUP. Returns only when start-up fails (the
+/// `READY=1`, starts the watchdog (hosted: hands its check to the host instead), then handles
+/// SIGHUP. Returns only when start-up fails (the
 /// exit code), so the daemon's `select!` ends with it.
 pub async fn supervise(
     notifier: Notifier,
+    supervision: Supervision,
     listen: SocketAddr,
     config: Config,
     certificate: Arc<Certificate>,
+    mut on_hangup: OnHangup,
 ) -> i32 {
     // First: SIGHUP's default action would end the process.
     let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -73,7 +81,7 @@ pub async fn supervise(
         }
         runtime && listener
     };
-    let _watchdog = match Watchdog::from_env(&notifier, healthy) {
+    let _watchdog = match supervision.watch(&notifier, healthy) {
         Ok(watchdog) => watchdog,
         Err(e) => {
             tracing::error!("watchdog thread: {e}");
@@ -82,6 +90,7 @@ pub async fn supervise(
     };
     while hangups.recv().await.is_some() {
         let _ = notifier.reloading();
+        on_hangup();
         match certificate.reload(&config) {
             Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded; new connections use it"),
             Err(e) => tracing::error!("SIGHUP: TLS certificate reload failed, the old one stays: {e}"),

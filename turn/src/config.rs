@@ -10,6 +10,8 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use sdnotify::logging::{LevelFilter, parse_level};
+
 use crate::policy::{IpRange, PeerPolicy};
 
 /// coturn's options that have no meaning for this server, accepted without a warning.
@@ -106,6 +108,14 @@ pub struct TurnConfig {
     /// `prometheus-address`: where the metrics endpoint listens; coturn's default is every
     /// address (the metrics carry counts only, nothing about users or peers).
     pub prometheus_address: IpAddr,
+    /// `log-level` (ours; coturn's `verbose` stays meaningless): off, error, warn, info, debug
+    /// or trace. SIGHUP applies it again; `TURN_LOG` in the environment overrides it.
+    pub log_level: LevelFilter,
+    /// `kernel-relay-interface` (ours, repeatable): interfaces on whose ingress the in-kernel
+    /// ChannelData relay runs (`crate::offload`). Empty: the daemon relays everything itself.
+    /// Needs CAP_BPF and CAP_NET_ADMIN, a specific `listening-ip`, and relays only UDP, IPv4,
+    /// channel-bound traffic of allocations without `max-bps`.
+    pub kernel_relay_interfaces: Vec<String>,
 }
 
 impl Default for TurnConfig {
@@ -135,6 +145,8 @@ impl Default for TurnConfig {
             prometheus: false,
             prometheus_port: 9641,
             prometheus_address: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            log_level: LevelFilter::INFO,
+            kernel_relay_interfaces: Vec::new(),
         }
     }
 }
@@ -210,6 +222,8 @@ impl TurnConfig {
             "prometheus" => self.prometheus = flag()?,
             "prometheus-port" => self.prometheus_port = port(v()?)?,
             "prometheus-address" => self.prometheus_address = ip(v()?)?,
+            "log-level" => self.log_level = parse_level(v()?)?,
+            "kernel-relay-interface" => self.kernel_relay_interfaces.push(interface(v()?)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -248,6 +262,12 @@ impl TurnConfig {
         if self.no_udp && self.no_tcp && (self.no_tls || self.cert.is_none()) {
             return Err("every listener is off (no-udp, no-tcp, and no TLS)".into());
         }
+        let udp_listens_on_one_address = self.listening_ips.first().is_some_and(|ip| !ip.is_unspecified());
+        if !self.kernel_relay_interfaces.is_empty() && (self.no_udp || !udp_listens_on_one_address) {
+            return Err("kernel-relay-interface relays UDP for one address: it needs UDP on and a specific \
+                        listening-ip (the program matches the address clients reach)"
+                .into());
+        }
         // The server's own addresses are never peers (a relay to itself loops).
         let own = self.listening_ips.iter().chain(&self.relay_ips).copied();
         let external = self.external_ips.iter().flat_map(|e| std::iter::once(e.public).chain(e.private));
@@ -273,6 +293,12 @@ fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
 
 fn ip(value: &str) -> Result<IpAddr, String> {
     value.parse().map_err(|_| format!("{value:?} is not an IP address"))
+}
+
+/// A network interface's name as the kernel allows it (IFNAMSIZ, no '/' or whitespace).
+fn interface(value: &str) -> Result<String, String> {
+    let valid = value.len() < 16 && !value.contains(['/', ':']) && !value.chars().any(char::is_whitespace);
+    if valid { Ok(value.to_owned()) } else { Err(format!("{value:?} is not an interface name")) }
 }
 
 fn external_ip(value: &str) -> Result<ExternalIp, String> {
@@ -401,6 +427,7 @@ prometheus-address=127.0.0.1
             ("max-bps=lots", "line 4: max-bps"),
             ("no-udp=maybe", "line 4: no-udp"),
             ("external-ip=1.2.3.4/nat", "line 4: external-ip"),
+            ("log-level=loud", "line 4: log-level: \"loud\" is not a log level"),
             ("user=nopassword", "line 4: user"),
             ("user=bob:0x1234", "line 4: user"),
             ("min-port=50000\nmax-port=40000", "min-port 50000 is above max-port 40000"),
@@ -429,5 +456,8 @@ prometheus-address=127.0.0.1
         let text = "--lt-cred-mech\nuser=a:b\nrealm=r\nno-tcp=1\nno-tls = 0\nallow-loopback-peers=yes\n";
         let config = TurnConfig::parse(text).unwrap().config;
         assert!(config.lt_cred_mech && config.no_tcp && !config.no_tls && config.peers.allow_loopback);
+        assert_eq!(config.log_level, LevelFilter::INFO, "the default");
+        let config = TurnConfig::parse("lt-cred-mech\nuser=a:b\nrealm=r\nlog-level=debug\n").unwrap().config;
+        assert_eq!(config.log_level, LevelFilter::DEBUG);
     }
 }

@@ -16,7 +16,9 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod health;
 pub mod net;
+pub mod offload;
 pub mod policy;
 pub mod run;
 pub mod server;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use sdnotify::logging::{self, LevelFilter, Spec};
 use turn::config::TurnConfig;
 
 const USAGE: &str = "\
@@ -21,9 +22,18 @@ credentials from use-auth-secret/static-auth-secret or lt-cred-mech/user.
 Signals: SIGTERM or SIGINT stops (allocations are freed); SIGHUP reloads the
 credentials (realm, use-auth-secret, static-auth-secret, lt-cred-mech, user)
 from FILE and the TLS certificate (also reloaded when its files change); other
-settings need a restart. Exit status: 0 after a clean stop, 2 for a bad command
+settings need a restart; SIGHUP also applies log-level (TURN_LOG, a level,
+overrides it). Exit status: 0 after a clean stop, 2 for a bad command
 line or configuration, 1 when the system refuses something (a port in use).
 ";
+
+/// The daemon's own lines at the configured level; libraries (rustls) at warn.
+const LOG: Spec = Spec {
+    identifier: "turn",
+    env: "TURN_LOG",
+    env_directives: false,
+    directives: |level: LevelFilter| format!("warn,turn={level}"),
+};
 
 fn main() -> ExitCode {
     let path = match parse_args(std::env::args().skip(1)) {
@@ -48,13 +58,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let log = logging::init(LOG, parsed.config.log_level);
     for warning in &parsed.warnings {
-        eprintln!("turn: warning: {}: {warning}", path.display());
+        tracing::warn!("{}: {warning}", path.display());
     }
-    match turn::run::run(&parsed.config, &path) {
+    match turn::run::run(&parsed.config, &path, &log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("turn: {e}");
+            tracing::error!("{e}");
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }

@@ -5,8 +5,9 @@
 //! closed). SIGHUP reloads the credentials from the configuration file and the TLS certificate;
 //! a change of the certificate files reloads it too (checked every [`CERT_CHECK_INTERVAL`]).
 //! Under systemd it says when it is ready, reloading and stopping, and feeds the watchdog
-//! ([`crate::service`]). Everything logs plain lines on stderr, and nothing it logs names a
-//! user, a secret, a client or a peer (DESIGN.md, privacy invariants).
+//! ([`crate::service`]). It logs through `tracing` (to the journal under systemd, see
+//! `sdnotify::logging`), SIGHUP applies `log-level` again, and nothing it logs names a user, a
+//! secret, a client or a peer (DESIGN.md, privacy invariants).
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -14,15 +15,19 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom, SystemRandom};
+use sdnotify::logging::LogHandle;
 
 use crate::auth::Credentials;
 use crate::config::TurnConfig;
+use crate::health::{Health, Heartbeat};
 use crate::net::{
-    self, CertStore, Limits, MetricsEndpoint, NetStats, StreamListener, WorkerHandle, WorkerSetup,
+    self, CertStore, Limits, MetricsEndpoint, NetStats, StreamListener, StreamLiveness, WorkerHandle,
+    WorkerSetup,
 };
+use crate::offload::KernelRelay;
 use crate::server::{Server, Shared, Transport};
 use crate::service::{self, Service};
 use crate::udp::{self, UdpListener};
@@ -59,12 +64,12 @@ impl std::fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 /// Runs the daemon until SIGTERM or SIGINT. `path` is where `config` came from: SIGHUP reads
-/// the credentials from it again.
-pub fn run(config: &TurnConfig, path: &Path) -> Result<(), RunError> {
+/// the credentials and the log level (applied through `log`) from it again.
+pub fn run(config: &TurnConfig, path: &Path, log: &LogHandle) -> Result<(), RunError> {
     let certs = tls_certificate(config)?;
     // Registered before anything starts, so a signal during start-up is not lost.
     let mut signals = Signals::register().map_err(|e| RunError::Io(format!("signal handlers: {e}")))?;
-    let shared = Arc::new(Shared::new(config));
+    let shared = Arc::new(Shared { kernel_relay: load_kernel_relay(config)?, ..Shared::new(config) });
     let stats = Arc::new(NetStats::default());
     let mut nonce_key = [0u8; 32];
     SystemRandom::new().fill(&mut nonce_key).map_err(|_| RunError::Io("no system randomness".into()))?;
@@ -75,12 +80,13 @@ pub fn run(config: &TurnConfig, path: &Path) -> Result<(), RunError> {
     let mut probed =
         service::Listeners { udp: udp.as_ref().map(UdpListener::local_addr), ..Default::default() };
     listeners.iter().for_each(|l| probed.stream(l.local, l.transport));
+    let health = watch_workers(udp.as_ref(), &workers);
     if config.prometheus {
-        probed.metrics = Some(start_metrics(config, &shared, &stats)?);
+        probed.metrics = Some(start_metrics(config, &shared, &stats, &health)?);
     }
-    let liveness = udp.as_ref().map(|udp| udp.engine().liveness());
-    let mut service = Service::ready(probed, liveness).map_err(RunError::Io)?;
-    eprintln!("turn: ready");
+    let mut service = Service::ready(probed, health).map_err(RunError::Io)?;
+    tracing::info!("ready");
+    log_credentials(config);
 
     loop {
         let timeout = certs.as_ref().map(|_| CERT_CHECK_INTERVAL);
@@ -88,11 +94,11 @@ pub fn run(config: &TurnConfig, path: &Path) -> Result<(), RunError> {
             Signal::Stop => break,
             Signal::Reload => {
                 service.reloading();
-                reload_credentials(path, config, &shared);
+                reload_file(path, config, &shared, log);
                 if let Some(certs) = &certs {
                     report_reload(certs.reload(), "SIGHUP", &stats);
                 } else {
-                    eprintln!("turn: SIGHUP: no TLS certificate to reload");
+                    tracing::info!("SIGHUP: no TLS certificate to reload");
                 }
                 service.reloaded();
             }
@@ -104,7 +110,7 @@ pub fn run(config: &TurnConfig, path: &Path) -> Result<(), RunError> {
         }
     }
     service.stopping();
-    eprintln!("turn: stopping");
+    tracing::info!("stopping");
     for worker in &workers {
         worker.stop();
     }
@@ -114,9 +120,9 @@ pub fn run(config: &TurnConfig, path: &Path) -> Result<(), RunError> {
     if let Some(udp) = udp
         && !udp.stop()
     {
-        eprintln!("turn: the UDP workers did not stop in time");
+        tracing::warn!("the UDP workers did not stop in time");
     }
-    eprintln!("turn: stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -135,39 +141,64 @@ fn tls_certificate(config: &TurnConfig) -> Result<Option<Arc<CertStore>>, RunErr
     CertStore::load(cert, pkey).map(Some).map_err(RunError::Config)
 }
 
-/// SIGHUP: the credentials (`realm`, `use-auth-secret`, `static-auth-secret`, `lt-cred-mech`,
-/// `user`) from the file again, for every worker's next authentication. A file that no longer
-/// parses changes nothing; other settings that changed are reported, not applied.
-fn reload_credentials(path: &Path, running: &TurnConfig, shared: &Shared) {
+/// SIGHUP: the log level first (so the reload's own lines show at the new one), then the
+/// credentials (`realm`, `use-auth-secret`, `static-auth-secret`, `lt-cred-mech`, `user`), for
+/// every worker's next authentication. A file that no longer parses changes nothing; other
+/// settings that changed are reported, not applied.
+fn reload_file(path: &Path, running: &TurnConfig, shared: &Shared, log: &LogHandle) {
     let parsed = std::fs::read_to_string(path)
         .map_err(|e| e.to_string())
         .and_then(|text| TurnConfig::parse(&text).map(|parsed| parsed.config));
     let new = match parsed {
         Ok(new) => new,
         Err(e) => {
-            return eprintln!("turn: SIGHUP: {}: {e}; the credentials stay as they were", path.display());
+            return tracing::error!(
+                "SIGHUP: {}: {e}; the credentials and the log level ({}) stay as they were",
+                path.display(),
+                log.level()
+            );
         }
     };
+    log.reload(new.log_level);
     shared.credentials.replace(Credentials::new(&new));
-    eprintln!("turn: credentials reloaded (SIGHUP); new authentications use them");
+    tracing::info!("credentials reloaded (SIGHUP); new authentications use them");
+    log_credentials(&new);
     let mut others = new;
     others.realm.clone_from(&running.realm);
     others.use_auth_secret = running.use_auth_secret;
     others.static_auth_secrets.clone_from(&running.static_auth_secrets);
     others.lt_cred_mech = running.lt_cred_mech;
     others.users.clone_from(&running.users);
+    others.log_level = running.log_level;
     if others != *running {
-        eprintln!(
-            "turn: SIGHUP: settings other than the credentials changed too; they apply after a restart"
-        );
+        tracing::warn!("SIGHUP: settings other than the credentials changed too; they apply after a restart");
     }
+}
+
+/// The in-kernel ChannelData relay on the configured interfaces, or `None` when none is.
+fn load_kernel_relay(config: &TurnConfig) -> Result<Option<KernelRelay>, RunError> {
+    if config.kernel_relay_interfaces.is_empty() {
+        return Ok(None);
+    }
+    let relay = KernelRelay::load(&config.kernel_relay_interfaces).map_err(RunError::Io)?;
+    tracing::info!(interfaces = ?config.kernel_relay_interfaces, "kernel relay attached");
+    Ok(Some(relay))
+}
+
+/// How many credentials are in force: counts only, never a name or a secret.
+fn log_credentials(config: &TurnConfig) {
+    tracing::debug!(
+        static_auth_secrets = config.static_auth_secrets.len(),
+        users = config.users.len(),
+        "credentials in force"
+    );
 }
 
 fn report_reload(result: Result<(), String>, why: &str, stats: &NetStats) {
     stats.cert_reloaded(result.is_ok());
     match result {
-        Ok(()) => eprintln!("turn: TLS certificate reloaded ({why}); new handshakes use it"),
-        Err(e) => eprintln!("turn: TLS certificate reload ({why}) failed, the old one stays: {e}"),
+        Ok(()) => tracing::info!("TLS certificate reloaded ({why}); new handshakes use it"),
+        Err(e) => tracing::error!("TLS certificate reload ({why}) failed, the old one stays: {e}"),
     }
 }
 
@@ -186,7 +217,7 @@ fn bind_stream_listeners(config: &TurnConfig) -> Result<Vec<StreamListener>, Run
             let addr = SocketAddr::new(ip, port);
             match StreamListener::bind(addr, transport) {
                 Ok(listener) => {
-                    eprintln!("turn: {name} listening on {}", listener.local);
+                    tracing::info!("{name} listening on {}", listener.local);
                     listeners.push(listener);
                 }
                 // A host without IPv6 still serves IPv4 when no address was asked for.
@@ -195,7 +226,7 @@ fn bind_stream_listeners(config: &TurnConfig) -> Result<Vec<StreamListener>, Run
                         && ip.is_ipv6()
                         && matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)) =>
                 {
-                    eprintln!("turn: {name}: IPv6 is not available here ({e}); IPv4 only");
+                    tracing::info!("{name}: IPv6 is not available here ({e}); IPv4 only");
                 }
                 Err(e) => return Err(RunError::Io(format!("cannot listen on {name} {addr}: {e}"))),
             }
@@ -218,9 +249,9 @@ fn start_udp(
     let engine = udp::engine_defaults();
     let listener = udp::start_udp(config, Arc::clone(shared), nonce_key, &engine).map_err(RunError::Io)?;
     for note in listener.notes() {
-        eprintln!("turn: {note}");
+        tracing::info!("{note}");
     }
-    eprintln!("turn: listening on {} (UDP)", listener.local_addr());
+    tracing::info!("listening on {} (UDP)", listener.local_addr());
     Ok(Some(listener))
 }
 
@@ -252,17 +283,31 @@ fn start_stream_workers(
     Ok(workers)
 }
 
+/// The health check of `/health` and the watchdog: the UDP engine's workers and the stream
+/// workers must all keep turning their loops.
+fn watch_workers(udp: Option<&UdpListener>, workers: &[WorkerHandle]) -> Arc<Health> {
+    let mut groups: Vec<(&'static str, Box<dyn Heartbeat>)> = Vec::new();
+    if let Some(udp) = udp {
+        groups.push(("a UDP worker is stuck", Box::new(udp.engine().liveness())));
+    }
+    if !workers.is_empty() {
+        groups.push(("a TCP/TLS worker is stuck", Box::new(StreamLiveness::new(workers))));
+    }
+    Arc::new(Health::new(groups, Instant::now()))
+}
+
 /// Starts the metrics endpoint; returns the address it is bound to.
 fn start_metrics(
     config: &TurnConfig,
     shared: &Arc<Shared>,
     stats: &Arc<NetStats>,
+    health: &Arc<Health>,
 ) -> Result<SocketAddr, RunError> {
     let addr = SocketAddr::new(config.prometheus_address, config.prometheus_port);
-    let endpoint = MetricsEndpoint::bind(addr, Arc::clone(shared), Arc::clone(stats))
+    let endpoint = MetricsEndpoint::bind(addr, Arc::clone(shared), Arc::clone(stats), Arc::clone(health))
         .map_err(|e| RunError::Io(format!("cannot serve metrics on {addr}: {e}")))?;
     let bound = endpoint.local_addr().map_err(|e| RunError::Io(format!("metrics on {addr}: {e}")))?;
-    eprintln!("turn: metrics on http://{addr}/metrics");
+    tracing::info!("metrics on http://{addr}/metrics");
     std::thread::Builder::new()
         .name("turn-metrics".into())
         .spawn(move || endpoint.serve())

@@ -4,12 +4,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use engine::Liveness;
 use sdnotify::{Notifier, Watchdog, probe};
 use stun::{Class, HEADER_LEN, MAGIC_COOKIE, Message, Method, TransactionId};
 
+use crate::health::Health;
 use crate::server::Transport;
 
 /// How long the listeners get to answer their first request before start-up fails.
@@ -65,8 +66,8 @@ pub struct Service {
 
 impl Service {
     /// Waits until every listener answers, then sends `READY=1` and starts the watchdog, which
-    /// also needs the UDP engine's workers (`udp`) to turn their loops.
-    pub fn ready(listeners: Listeners, udp: Option<Liveness>) -> Result<Self, String> {
+    /// also needs every worker to turn its loop (`health`, the check behind `/health`).
+    pub fn ready(listeners: Listeners, health: Arc<Health>) -> Result<Self, String> {
         probe::until_ok(READY_WITHIN, || listeners.answer())
             .map_err(|e| format!("the listeners do not answer: {e}"))?;
         let notifier = Notifier::from_env().unwrap_or_else(|e| {
@@ -76,16 +77,16 @@ impl Service {
         if let Err(e) = notifier.ready() {
             eprintln!("turn: cannot notify the service manager: {e}");
         }
-        let mut udp = udp;
         let healthy = move || {
-            let workers = udp.as_mut().is_none_or(Liveness::check);
+            // The workers first: `/health`, probed next, then answers from the same verdict.
+            let workers = health.check(Instant::now());
             let answered = listeners.answer();
-            if let Err(e) = &answered {
-                eprintln!("turn: health check failed, not feeding the watchdog: {e}");
-            } else if !workers {
-                eprintln!("turn: health check failed, not feeding the watchdog: a UDP worker is stuck");
+            if let Err(why) = workers {
+                tracing::warn!("health check failed, not feeding the watchdog: {why}");
+            } else if let Err(e) = &answered {
+                tracing::warn!("health check failed, not feeding the watchdog: {e}");
             }
-            workers && answered.is_ok()
+            workers.is_ok() && answered.is_ok()
         };
         let watchdog = Watchdog::from_env(&notifier, healthy).map_err(|e| format!("watchdog thread: {e}"))?;
         Ok(Self { notifier, watchdog })

@@ -53,6 +53,8 @@ impl Turn {
         stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").is_ok()
             && stream.read_to_string(&mut response).is_ok()
             && response.starts_with("HTTP/1.1 200")
+            // Every UDP and TCP/TLS worker turned its loop lately (turn/src/health.rs).
+            && response.ends_with("\r\n\r\nok\n")
     }
 }
 

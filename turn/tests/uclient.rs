@@ -113,7 +113,7 @@ impl Daemon {
             let path = dir.path("turnserver.conf");
             std::fs::write(&path, config(ports)).unwrap();
             let mut daemon = Self::spawn(&path, ports);
-            match daemon.wait_for("turn: ready", START_TIMEOUT) {
+            match daemon.wait_for("INFO ready", START_TIMEOUT) {
                 Ok(()) => return daemon,
                 Err(log) if log.contains("cannot listen") => last = log,
                 Err(log) => panic!("the daemon did not start:\n{log}"),
@@ -375,6 +375,17 @@ fn uclient(transport: Transport, data: Data, pace: Pace, port: u16, peer_port: u
 }
 
 fn interop(transport: Transport, data: Data, pace: Pace) {
+    interop_on(transport, data, pace, Relay::Daemon);
+}
+
+/// Who relays channel data: the daemon's sockets, or its kernel relay on loopback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Relay {
+    Daemon,
+    Kernel,
+}
+
+fn interop_on(transport: Transport, data: Data, pace: Pace, relay: Relay) {
     install_test_deps(&repo_root());
     let _one_at_a_time = UCLIENT.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new(transport.name());
@@ -385,7 +396,10 @@ fn interop(transport: Transport, data: Data, pace: Pace) {
         Transport::Tls => (46000, 46999),
     };
     let daemon = Daemon::start(&dir, |ports| {
-        let config = base_config(&dir, ports, relay_range);
+        let mut config = base_config(&dir, ports, relay_range);
+        if relay == Relay::Kernel {
+            config.push_str("kernel-relay-interface=lo\n");
+        }
         if transport == Transport::Udp { config.replace("no-udp\n", "") } else { config }
     });
     let peer_port = free_udp_port(PEER_IP);
@@ -430,15 +444,28 @@ fn interop(transport: Transport, data: Data, pace: Pace) {
     }
     assert_eq!(sample(&metrics, "turn_relayed_packets_total{direction=\"client_to_peer\"}"), expected);
     assert_eq!(sample(&metrics, "turn_relayed_packets_total{direction=\"peer_to_client\"}"), expected);
+    if relay == Relay::Kernel {
+        // Every message went through the kernel (the totals above include its counts).
+        for direction in ["client_to_peer", "peer_to_client"] {
+            let line = format!("turn_kernel_relayed_packets_total{{direction=\"{direction}\"}}");
+            assert_eq!(sample(&metrics, &line), expected, "{metrics}");
+        }
+    }
     let (status, log) = daemon.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status}\n{log}");
-    assert!(log.contains("turn: stopped"), "{log}");
+    assert!(log.contains("INFO stopped"), "{log}");
     eprintln!("uclient over {name} ({data:?}): {expected} messages each way, none lost, in {elapsed:?}");
 }
 
 #[test]
 fn uclient_over_udp_relays_every_message_through_channels_with_reserved_port_pairs() {
     interop(Transport::Udp, Data::Channels, PACED);
+}
+
+/// Needs root (CAP_BPF, CAP_NET_ADMIN) for the program; fails without.
+#[test]
+fn uclient_over_udp_through_the_kernel_relay_loses_nothing() {
+    interop_on(Transport::Udp, Data::Channels, FAST, Relay::Kernel);
 }
 
 #[test]

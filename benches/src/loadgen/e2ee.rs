@@ -102,7 +102,7 @@ pub fn kid(participant: u32, kind: StreamKind) -> Kid {
 /// any participant index.
 pub fn stream_of_kid(kid: Kid) -> Option<(u32, StreamKind)> {
     let participant = u32::try_from(kid.0 / 2).ok()?;
-    let kind = if kid.0 % 2 == 0 { StreamKind::Video } else { StreamKind::Audio };
+    let kind = if kid.0.is_multiple_of(2) { StreamKind::Video } else { StreamKind::Audio };
     Some((participant, kind))
 }
 

@@ -132,7 +132,7 @@ async fn health(State(state): Shared) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Conferences, endpoints, packet rate, drops and stress: what a signaling daemon needs to
+/// Conferences, endpoints, packet rate, drops, CPU and stress: what a signaling daemon needs to
 /// choose a bridge for a new conference.
 async fn stats(State(state): Shared) -> Response {
     let load = state.registry.load(Instant::now());
@@ -146,6 +146,7 @@ async fn stats(State(state): Shared) -> Response {
         "rtp_forwarded_per_second": load.forwarded_per_second,
         "drops_total": load.drops.iter().map(|(_, n)| n).sum::<u64>(),
         "drops": drops,
+        "cpu_busy": load.cpu_busy,
         "stress": load.stress,
         "workers": state.workers,
     });

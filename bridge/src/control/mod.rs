@@ -187,5 +187,8 @@ async fn export_media_counters(registry: Arc<Registry>, interval: Duration) {
         let (conferences, endpoints) = registry.sizes();
         metrics::gauge!("bridge_conferences").set(conferences as f64);
         metrics::gauge!("bridge_endpoints").set(endpoints as f64);
+        for (worker, busy) in registry.worker_busy(Instant::now()).into_iter().enumerate() {
+            metrics::gauge!("bridge_worker_busy_ratio", "worker" => worker.to_string()).set(busy);
+        }
     }
 }

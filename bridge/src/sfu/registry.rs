@@ -61,8 +61,15 @@ pub struct Load {
     /// Their rate over the last second or more; `None` until two samples a second apart.
     pub forwarded_per_second: Option<f64>,
     pub drops: Vec<(MediaDrop, u64)>,
-    /// How much of its configured capacity the bridge uses, 0 to 1: the larger of its shares
-    /// of `max_conferences` and `max_endpoints`.
+    /// Each engine worker's share of time spent busy rather than waiting, 0 to 1, over the last
+    /// second or more (empty until the engine is watched, zeros for its first second).
+    pub worker_busy: Vec<f64>,
+    /// The busiest worker's share. The largest, not the mean: a conference lives on the
+    /// workers its endpoints' addresses hash to, and one saturated core drops that
+    /// conference's packets while the others idle.
+    pub cpu_busy: f64,
+    /// How close the bridge is to what it can carry, 0 to 1: the largest of its shares of
+    /// `max_conferences` and `max_endpoints` and `cpu_busy`.
     pub stress: f64,
 }
 
@@ -221,6 +228,8 @@ pub struct Registry {
     draining: AtomicBool,
     /// The last sample of the forwarded-packet count, for `load()`'s rate.
     rate: Mutex<RateSample>,
+    /// The engine workers' busy time, once the engine runs ([`Registry::watch_workers`]).
+    workers_load: Mutex<Option<engine::Load>>,
     /// One block per worker.
     counters: Vec<Arc<MediaCounters>>,
     /// Test builds only: what the workers forwarded.
@@ -239,6 +248,7 @@ impl Registry {
             epoch: Instant::now(),
             draining: AtomicBool::new(false),
             rate: Mutex::new(RateSample::default()),
+            workers_load: Mutex::new(None),
             counters: (0..workers).map(|_| Arc::default()).collect(),
             #[cfg(feature = "test-tap")]
             tap: None,
@@ -295,6 +305,8 @@ impl Registry {
         let forwarded = self.events(MediaEvent::RtpForwarded);
         let forwarded_per_second = self.rate.lock().unwrap_or_else(|p| p.into_inner()).update(now, forwarded);
         let share = |used: usize, limit: usize| used as f64 / limit.max(1) as f64;
+        let worker_busy = self.worker_busy(now);
+        let cpu_busy = worker_busy.iter().copied().fold(0.0, f64::max);
         Load {
             conferences,
             endpoints,
@@ -304,8 +316,24 @@ impl Registry {
             drops: MediaDrop::ALL.iter().map(|&reason| (reason, self.drops(reason))).collect(),
             stress: share(conferences, self.limits.max_conferences)
                 .max(share(endpoints, self.limits.max_endpoints))
+                .max(cpu_busy)
                 .min(1.0),
+            worker_busy,
+            cpu_busy,
         }
+    }
+
+    /// Counts the engine workers' busy time in [`load`](Self::load). The registry exists before
+    /// the engine (its workers are built on it), so the engine's figures join it later.
+    pub fn watch_workers(&self, load: engine::Load) {
+        *self.workers_load.lock().unwrap_or_else(|p| p.into_inner()) = Some(load);
+    }
+
+    /// Each engine worker's busy share over the last second or more (see [`engine::Load`]);
+    /// empty before [`watch_workers`](Self::watch_workers).
+    pub fn worker_busy(&self, now: Instant) -> Vec<f64> {
+        let mut load = self.workers_load.lock().unwrap_or_else(|p| p.into_inner());
+        load.as_mut().map(|load| load.busy(now).to_vec()).unwrap_or_default()
     }
 
     pub fn set_draining(&self, draining: bool) {

@@ -141,6 +141,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
 
     loop {
         let now = Instant::now();
+        core.awake(now);
         // Whether a socket filled its batch, and so may hold more.
         let mut more = false;
         if draining.is_none() {
@@ -184,10 +185,12 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
             continue;
         }
 
+        let now = Instant::now();
         let timeout = match draining {
             Some(_) => Some(DRAIN_TICK),
-            None => until(handler.poll_timeout(), Instant::now()),
+            None => until(handler.poll_timeout(), now),
         };
+        core.going_to_wait(now);
         let waker = core.mesh.waker();
         waker.prepare_sleep();
         if !core.mesh.has_inbound() {

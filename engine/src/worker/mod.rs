@@ -44,6 +44,10 @@ pub struct Core {
     drops_sampled: Instant,
     /// The listener and the sockets the handler opened.
     pub(crate) sockets: SocketTable,
+    /// When the worker last came back from a wait; `None` while it waits (or before its first).
+    awake_since: Option<Instant>,
+    /// Time spent awake since start, in nanoseconds (published before each wait).
+    busy_ns: u64,
 }
 
 /// A datagram a backend took in: `len` bytes at `offset` in `slot`, which it owns.
@@ -79,6 +83,26 @@ impl Core {
             fanout: Vec::with_capacity(max_fanout),
             drops_sampled: Instant::now(),
             sockets,
+            awake_since: None,
+            busy_ns: 0,
+        }
+    }
+
+    /// The worker is back from a wait (or about to start a turn without one: then it stays
+    /// awake from the earlier stamp). `now` is the turn's own clock reading, so measuring costs
+    /// no extra one.
+    #[inline]
+    pub(crate) fn awake(&mut self, now: Instant) {
+        self.awake_since.get_or_insert(now);
+    }
+
+    /// The worker is about to wait: the time since it woke counts as busy, published with one
+    /// relaxed store (per wait, never per packet) for [`crate::Load`].
+    #[inline]
+    pub(crate) fn going_to_wait(&mut self, now: Instant) {
+        if let Some(since) = self.awake_since.take() {
+            self.busy_ns += now.saturating_duration_since(since).as_nanos() as u64;
+            self.published.set_busy_ns(self.busy_ns);
         }
     }
 

@@ -505,10 +505,12 @@ impl<H: Handler> Worker<H> {
     /// Submits what is queued and sleeps until completions arrive (or the handler's deadline),
     /// unless work is already waiting.
     fn wait(&mut self) -> io::Result<()> {
+        let now = Instant::now();
         let timeout = match self.phase {
-            Phase::Running => until(self.handler.poll_timeout(), Instant::now()),
+            Phase::Running => until(self.handler.poll_timeout(), now),
             Phase::Draining { .. } => Some(DRAIN_TICK),
         };
+        self.core.going_to_wait(now);
         let waker = self.core.mesh.waker();
         waker.prepare_sleep();
         let result =
@@ -551,6 +553,7 @@ impl<H: Handler> Worker<H> {
     /// receive ring can take copies of.
     fn reap(&mut self) -> io::Result<Instant> {
         let now = Instant::now();
+        self.core.awake(now);
         self.busy = false;
         while self.reap_until_sends_must_go(now) {
             self.send_turn()?;

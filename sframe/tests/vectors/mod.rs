@@ -450,6 +450,6 @@ pub const SFRAME: &[FrameVector] = &[
 
 /// Hex to bytes; panics on bad hex, which would be a transcription error in this file.
 pub fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd-length hex in a test vector");
+    assert!(s.len().is_multiple_of(2), "odd-length hex in a test vector");
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit")).collect()
 }

@@ -1,4 +1,5 @@
-//! The metrics endpoint: `GET /metrics` (Prometheus text format) and `GET /health`.
+//! The metrics endpoint: `GET /metrics` (Prometheus text format) and `GET /health` (`200 ok`,
+//! or `503` with the reason, from [`Health`]).
 //!
 //! One thread, one request per connection, each bounded in size and time: a scraper sends a
 //! few hundred bytes, and a client that sends slowly or too much is cut off rather than
@@ -7,9 +8,10 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::NetStats;
+use crate::health::Health;
 use crate::server::Shared;
 
 const MAX_REQUEST: usize = 4096;
@@ -21,11 +23,17 @@ pub struct MetricsEndpoint {
     listener: TcpListener,
     shared: Arc<Shared>,
     stats: Arc<NetStats>,
+    health: Arc<Health>,
 }
 
 impl MetricsEndpoint {
-    pub fn bind(addr: SocketAddr, shared: Arc<Shared>, stats: Arc<NetStats>) -> io::Result<Self> {
-        Ok(Self { listener: TcpListener::bind(addr)?, shared, stats })
+    pub fn bind(
+        addr: SocketAddr,
+        shared: Arc<Shared>,
+        stats: Arc<NetStats>,
+        health: Arc<Health>,
+    ) -> io::Result<Self> {
+        Ok(Self { listener: TcpListener::bind(addr)?, shared, stats, health })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -70,7 +78,10 @@ impl MetricsEndpoint {
                 self.stats.render_prometheus(&mut body);
                 respond(&mut stream, "200 OK", &body)
             }
-            b"/health" => respond(&mut stream, "200 OK", "ok\n"),
+            b"/health" => match self.health.check(Instant::now()) {
+                Ok(()) => respond(&mut stream, "200 OK", "ok\n"),
+                Err(why) => respond(&mut stream, "503 Service Unavailable", &format!("{why}\n")),
+            },
             _ => respond(&mut stream, "404 Not Found", ""),
         }
     }

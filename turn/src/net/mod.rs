@@ -34,6 +34,7 @@
 mod conn;
 mod http;
 mod listener;
+mod liveness;
 mod relay;
 mod slab;
 mod stats;
@@ -44,6 +45,7 @@ use std::time::Duration;
 
 pub use http::MetricsEndpoint;
 pub use listener::{StreamListener, listening_ips};
+pub use liveness::StreamLiveness;
 pub use stats::{CloseReason, NetStats};
 pub use tls::CertStore;
 pub use worker::{WorkerHandle, WorkerSetup, spawn_all};

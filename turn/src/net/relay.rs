@@ -119,7 +119,7 @@ mod tests {
         let range = (41000, 41063);
         let even = RelaySocket::open(LOCALHOST, PortRequest::Even, range, &mut rng).unwrap();
         let port = even.local.port();
-        assert!(port % 2 == 0 && (41000..=41063).contains(&port), "{port}");
+        assert!(port.is_multiple_of(2) && (41000..=41063).contains(&port), "{port}");
         let odd = RelaySocket::open(LOCALHOST, PortRequest::Specific(port + 1), range, &mut rng).unwrap();
         assert_eq!(odd.local.port(), port + 1);
         assert!(matches!(

@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -62,6 +62,8 @@ pub struct WorkerSetup {
 pub struct WorkerHandle {
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
+    /// Loop turns finished, for [`StreamLiveness`](super::StreamLiveness).
+    turns: Arc<AtomicU64>,
     thread: JoinHandle<()>,
 }
 
@@ -75,6 +77,11 @@ impl WorkerHandle {
 
     pub fn join(self) {
         let _ = self.thread.join();
+    }
+
+    /// The worker's loop turns so far, and how to make it turn once more.
+    pub(super) fn heartbeat(&self) -> (Arc<AtomicU64>, Arc<Waker>) {
+        (Arc::clone(&self.turns), Arc::clone(&self.waker))
     }
 }
 
@@ -123,6 +130,7 @@ pub fn spawn_all(
         }
         assert!(own_listeners.len() < CONN_BASE, "listener tokens stay below connection tokens");
         let stop = Arc::new(AtomicBool::new(false));
+        let turns = Arc::new(AtomicU64::new(0));
         let worker = Worker {
             server: setup.server,
             io: StreamIo {
@@ -140,6 +148,7 @@ pub fn spawn_all(
             tls: setup.tls,
             limits: setup.limits,
             stop: Arc::clone(&stop),
+            turns: Arc::clone(&turns),
             index,
             peers: Arc::clone(&peers),
             inbox,
@@ -150,7 +159,7 @@ pub fn spawn_all(
         };
         let thread =
             std::thread::Builder::new().name(format!("{name}-{index}")).spawn(move || worker.run())?;
-        handles.push(WorkerHandle { waker: Arc::clone(&peers[index].waker), stop, thread });
+        handles.push(WorkerHandle { waker: Arc::clone(&peers[index].waker), stop, turns, thread });
     }
     Ok(handles)
 }
@@ -164,6 +173,8 @@ struct Worker {
     tls: Option<Arc<ServerConfig>>,
     limits: Limits,
     stop: Arc<AtomicBool>,
+    /// Bumped at the end of every turn (one store: this thread is the only writer).
+    turns: Arc<AtomicU64>,
     /// This worker's place in `peers`.
     index: usize,
     peers: Arc<[Peer]>,
@@ -205,6 +216,7 @@ impl Worker {
                 self.housekeeping(now);
             }
             self.flush_dirty();
+            self.turns.store(self.turns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
         self.shutdown();
     }

@@ -159,6 +159,7 @@ impl Server {
                 allocate_response: (message.transaction_id(), response),
                 bucket: (self.max_bps > 0).then(|| TokenBucket::new(self.max_bps, now.instant)),
                 quota: Some(ticket),
+                kernel_routes: HashMap::new(),
             },
         );
         self.shared.metrics.allocated();

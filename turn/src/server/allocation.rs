@@ -10,6 +10,7 @@ use stun::{AddressFamily, TransactionId};
 use super::bandwidth::TokenBucket;
 use super::channel::ChannelNumber;
 use super::io::RelayId;
+use super::kernel_routes::ChannelRoute;
 use super::quota::QuotaTicket;
 
 /// RFC 8656 §9: a permission lasts 300 s unless refreshed.
@@ -67,6 +68,8 @@ pub(crate) struct Allocation {
     pub allocate_response: (TransactionId, Box<[u8]>),
     pub bucket: Option<TokenBucket>,
     pub quota: Option<QuotaTicket>,
+    /// The channels the kernel relays now, as last installed.
+    pub kernel_routes: HashMap<ChannelNumber, ChannelRoute>,
 }
 
 impl Allocation {

@@ -4,6 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use super::kernel_routes::ChannelRoute;
+
 /// The time of an input. The server never reads a clock: lifetimes run on `instant`, nonces
 /// and REST API usernames on `unix_s`.
 #[derive(Clone, Copy, Debug)]
@@ -69,4 +71,15 @@ pub trait TurnIo {
     /// Binds a UDP relay socket on `ip`; returns its handle and local address.
     fn open_relay(&mut self, ip: IpAddr, port: PortRequest) -> Result<(RelayId, SocketAddr), RelayError>;
     fn close_relay(&mut self, relay: RelayId);
+    /// Has the kernel relay a channel binding until `route.until`, replacing the route's
+    /// older version; `false`: it stays with this layer. Only asked when the kernel relay is
+    /// configured.
+    fn install_channel(&mut self, route: &ChannelRoute) -> bool {
+        let _ = route;
+        false
+    }
+    /// Takes a route back from the kernel.
+    fn withdraw_channel(&mut self, route: &ChannelRoute) {
+        let _ = route;
+    }
 }

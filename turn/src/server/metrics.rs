@@ -7,6 +7,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::offload::KernelTotals;
 use crate::policy::Denied;
 
 /// Why a datagram was dropped.
@@ -173,8 +174,9 @@ impl Metrics {
             .map_or(0, |at| self.denied_peers[at].load(Ordering::Relaxed))
     }
 
-    /// Prometheus text exposition; `allocations` is the gauge of allocations open now.
-    pub(crate) fn render_prometheus(&self, allocations: u32, out: &mut String) {
+    /// Prometheus text exposition; `allocations` is the gauge of allocations open now, `kernel`
+    /// what the kernel relay relayed (counted in the relayed totals too).
+    pub(crate) fn render_prometheus(&self, allocations: u32, kernel: Option<KernelTotals>, out: &mut String) {
         let mut metric = |name: &str, kind: &str, help: &str| {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
         };
@@ -182,8 +184,12 @@ impl Metrics {
         metric("turn_allocations_total", "counter", "Allocations made.");
         let _ = writeln!(out, "turn_allocations {allocations}");
         let _ = writeln!(out, "turn_allocations_total {}", self.allocations_total());
-        let directions =
-            [("client_to_peer", self.client_to_peer()), ("peer_to_client", self.peer_to_client())];
+        let in_kernel = kernel.unwrap_or_default();
+        let sum = |(p, b): (u64, u64), (kp, kb): (u64, u64)| (p + kp, b + kb);
+        let directions = [
+            ("client_to_peer", sum(self.client_to_peer(), in_kernel.client_to_peer)),
+            ("peer_to_client", sum(self.peer_to_client(), in_kernel.peer_to_client)),
+        ];
         let _ = write!(
             out,
             "# HELP turn_relayed_packets_total Datagrams relayed.\n# TYPE turn_relayed_packets_total counter\n"
@@ -198,6 +204,9 @@ impl Metrics {
         );
         for (label, (_, bytes)) in directions {
             let _ = writeln!(out, "turn_relayed_bytes_total{{direction=\"{label}\"}} {bytes}");
+        }
+        if let Some(kernel) = kernel {
+            render_kernel(&kernel, out);
         }
         let _ = write!(
             out,
@@ -231,5 +240,29 @@ impl Metrics {
             let _ =
                 writeln!(out, "turn_dropped_total{{reason=\"{}\"}} {}", reason.as_str(), self.drops(reason));
         }
+    }
+}
+
+/// The kernel relay's share: the route gauge and what it relayed, each way.
+fn render_kernel(kernel: &KernelTotals, out: &mut String) {
+    let _ = write!(
+        out,
+        "# HELP turn_kernel_routes Channel bindings the kernel relays now (kernel-relay-interface).\n\
+         # TYPE turn_kernel_routes gauge\nturn_kernel_routes {}\n\
+         # HELP turn_kernel_relayed_packets_total Datagrams the kernel relayed (part of \
+         turn_relayed_packets_total).\n# TYPE turn_kernel_relayed_packets_total counter\n",
+        kernel.routes
+    );
+    let directions = [("client_to_peer", kernel.client_to_peer), ("peer_to_client", kernel.peer_to_client)];
+    for (label, (packets, _)) in directions {
+        let _ = writeln!(out, "turn_kernel_relayed_packets_total{{direction=\"{label}\"}} {packets}");
+    }
+    let _ = write!(
+        out,
+        "# HELP turn_kernel_relayed_bytes_total Application bytes the kernel relayed (part of \
+         turn_relayed_bytes_total).\n# TYPE turn_kernel_relayed_bytes_total counter\n"
+    );
+    for (label, (_, bytes)) in directions {
+        let _ = writeln!(out, "turn_kernel_relayed_bytes_total{{direction=\"{label}\"}} {bytes}");
     }
 }

@@ -32,6 +32,7 @@ mod bandwidth;
 mod channel;
 mod frame;
 mod io;
+mod kernel_routes;
 mod metrics;
 mod quota;
 mod ratelimit;
@@ -55,6 +56,7 @@ pub use allocation::{
 pub use channel::{CHANNEL_HEADER_LEN, ChannelNumber, parse_channel_data, write_channel_data};
 pub use frame::{FrameError, frame_len};
 pub use io::{ClientTuple, Now, PortRequest, RelayError, RelayId, Transport, TurnIo};
+pub use kernel_routes::ChannelRoute;
 pub use metrics::{DropReason, Metrics};
 pub use quota::{Quota, QuotaExceeded};
 pub use ratelimit::{
@@ -128,6 +130,8 @@ pub struct Server {
     /// Transaction ids of Data indications: a random prefix and a counter.
     indication_prefix: [u8; 4],
     indications_sent: u64,
+    /// Whether channel bindings are handed to the kernel relay (`kernel-relay-interface`).
+    kernel_relay: bool,
 }
 
 impl Server {
@@ -156,6 +160,7 @@ impl Server {
             tokens_minted: 0,
             indication_prefix: seed[..4].try_into().expect("4 of 12 bytes"),
             indications_sent: u64::from_be_bytes(seed[4..].try_into().expect("8 of 12 bytes")),
+            kernel_relay: !config.kernel_relay_interfaces.is_empty(),
         }
     }
 

@@ -55,6 +55,7 @@ impl Server {
         }
         let seconds = lifetime.map_or(0, |l| l.as_secs() as u32);
         self.sent(reply.success(io, tuple, |m| m.u32(AttrType::LIFETIME, seconds).map(drop)));
+        self.sync_kernel_routes(tuple, now.instant, io);
     }
 
     /// All or nothing: every XOR-PEER-ADDRESS must pass before any permission is installed
@@ -103,6 +104,7 @@ impl Server {
         }
         self.schedule(expires);
         self.sent(reply.success(io, tuple, |_| Ok(())));
+        self.sync_kernel_routes(tuple, now.instant, io);
     }
 
     pub(super) fn channel_bind(
@@ -140,6 +142,7 @@ impl Server {
         allocation.permissions.insert(peer.ip(), now.instant + PERMISSION_LIFETIME);
         self.schedule(now.instant + PERMISSION_LIFETIME);
         self.sent(reply.success(io, tuple, |_| Ok(())));
+        self.sync_kernel_routes(tuple, now.instant, io);
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::auth::Credentials;
 use crate::config::TurnConfig;
+use crate::offload::KernelRelay;
 
 use super::metrics::Metrics;
 use super::quota::Quota;
@@ -16,6 +17,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub quota: Quota,
     pub credentials: SharedCredentials,
+    /// The in-kernel relay, when `kernel-relay-interface` is configured.
+    pub kernel_relay: Option<KernelRelay>,
 }
 
 impl Shared {
@@ -24,12 +27,14 @@ impl Shared {
             metrics: Metrics::default(),
             quota: Quota::new(config),
             credentials: SharedCredentials::new(Credentials::new(config)),
+            kernel_relay: None,
         }
     }
 
     /// The metrics in Prometheus text format, every name prefixed `turn_`.
     pub fn render_prometheus(&self, out: &mut String) {
-        self.metrics.render_prometheus(self.quota.current(), out);
+        let kernel = self.kernel_relay.as_ref().map(KernelRelay::totals);
+        self.metrics.render_prometheus(self.quota.current(), kernel, out);
     }
 }
 

@@ -41,6 +41,7 @@ impl Server {
             }
             let at = allocation.expire(now.instant);
             next = Some(next.map_or(at, |n| n.min(at)));
+            self.sync_kernel_routes(&tuple, now.instant, io);
         }
         self.table.reservations.retain(|_, reservation| {
             if now.instant < reservation.expires {
@@ -64,7 +65,8 @@ impl Server {
 
     /// Removes an allocation, closes its relay sockets and gives its quota back.
     pub(super) fn free(&mut self, tuple: &ClientTuple, io: &mut impl TurnIo) {
-        let Some(allocation) = self.table.remove(tuple) else { return };
+        let Some(mut allocation) = self.table.remove(tuple) else { return };
+        Self::withdraw_kernel_routes(&mut allocation, io);
         for relay in allocation.relays() {
             io.close_relay(relay.id);
         }

@@ -10,18 +10,22 @@ use super::clock::Clock;
 use super::io::EngineIo;
 use super::ports::PortSpace;
 use super::relays::RelaySockets;
-use crate::server::{ClientTuple, PortRequest, RelayError, RelayId, Server, Transport, TurnIo};
+use crate::server::{ClientTuple, PortRequest, RelayError, RelayId, Server, Shared, Transport, TurnIo};
 
 #[derive(Debug)]
 pub(crate) struct UdpWorker {
     server: Server,
     relays: RelaySockets,
     clock: Clock,
+    /// The server's, held apart so that the I/O layer can borrow its kernel relay while the
+    /// server is borrowed mutably.
+    shared: Arc<Shared>,
 }
 
 impl UdpWorker {
     pub fn new(server: Server, ports: Arc<PortSpace>) -> Self {
-        Self { server, relays: RelaySockets::new(ports), clock: Clock::new(Instant::now()) }
+        let shared = Arc::clone(server.shared());
+        Self { server, relays: RelaySockets::new(ports), clock: Clock::new(Instant::now()), shared }
     }
 }
 
@@ -39,10 +43,12 @@ impl Handler for UdpWorker {
             // address reaching two addresses of this host counts as one 5-tuple, and the
             // answers leave with the kernel's choice of source address.
             let tuple = ClientTuple { transport: Transport::Udp, client: from, server: packet.local_addr() };
-            let mut io = EngineIo { out, relays: &mut self.relays };
+            let mut io =
+                EngineIo { out, relays: &mut self.relays, kernel: self.shared.kernel_relay.as_ref() };
             self.server.handle_client(now, &tuple, &packet[..], &mut io);
         } else if let Some(relay) = self.relays.relay(socket) {
-            let mut io = EngineIo { out, relays: &mut self.relays };
+            let mut io =
+                EngineIo { out, relays: &mut self.relays, kernel: self.shared.kernel_relay.as_ref() };
             self.server.handle_peer(now, relay, from, &packet[..], &mut io);
         } else {
             // The engine delivers only on sockets we hold open; this would be a bookkeeping bug.
@@ -56,7 +62,10 @@ impl Handler for UdpWorker {
 
     fn handle_timeout(&mut self, now: Instant, out: &mut Output<'_>) {
         let now = self.clock.now(now);
-        self.server.handle_timeout(now, &mut EngineIo { out, relays: &mut self.relays });
+        self.server.handle_timeout(
+            now,
+            &mut EngineIo { out, relays: &mut self.relays, kernel: self.shared.kernel_relay.as_ref() },
+        );
     }
 }
 

@@ -6,13 +6,15 @@ use std::net::{IpAddr, SocketAddr};
 use engine::{Destination, Output};
 
 use super::relays::RelaySockets;
-use crate::server::{ClientTuple, PortRequest, RelayError, RelayId, TurnIo};
+use crate::offload::KernelRelay;
+use crate::server::{ChannelRoute, ClientTuple, PortRequest, RelayError, RelayId, TurnIo};
 
 /// The I/O layer for one call into the server (one datagram or one timeout).
 #[derive(Debug)]
 pub(crate) struct EngineIo<'a, 'o> {
     pub out: &'a mut Output<'o>,
     pub relays: &'a mut RelaySockets,
+    pub kernel: Option<&'a KernelRelay>,
 }
 
 impl TurnIo for EngineIo<'_, '_> {
@@ -52,5 +54,15 @@ impl TurnIo for EngineIo<'_, '_> {
 
     fn close_relay(&mut self, relay: RelayId) {
         self.relays.close(relay, self.out);
+    }
+
+    fn install_channel(&mut self, route: &ChannelRoute) -> bool {
+        self.kernel.is_some_and(|kernel| kernel.install(route))
+    }
+
+    fn withdraw_channel(&mut self, route: &ChannelRoute) {
+        if let Some(kernel) = self.kernel {
+            kernel.withdraw(route);
+        }
     }
 }

@@ -12,7 +12,8 @@ use stun::{BufferTooSmall, TransactionId};
 use turn::client::{AllocateOptions, Client, Outcome, Response};
 use turn::config::TurnConfig;
 use turn::server::{
-    ClientTuple, Metrics, Now, PortRequest, RelayError, RelayId, Server, Shared, Transport, TurnIo,
+    ChannelRoute, ClientTuple, Metrics, Now, PortRequest, RelayError, RelayId, Server, Shared, Transport,
+    TurnIo,
 };
 
 pub const NOW_UNIX: u64 = 1_764_172_800;
@@ -86,6 +87,12 @@ pub struct FakeIo {
     pub closed: Vec<RelayId>,
     /// Every send answers "queue full".
     pub full: bool,
+    /// Channel routes the kernel relays now, by client address and channel.
+    pub kernel: HashMap<(SocketAddr, u16), ChannelRoute>,
+    /// Every install and withdrawal, in order: (installed?, route).
+    pub kernel_log: Vec<(bool, ChannelRoute)>,
+    /// The kernel refuses routes (its map is full).
+    pub kernel_refuses: bool,
     next_id: u32,
 }
 
@@ -135,6 +142,23 @@ impl TurnIo for FakeIo {
     fn close_relay(&mut self, relay: RelayId) {
         assert!(self.relays.remove(&relay).is_some(), "closed twice or never opened");
         self.closed.push(relay);
+    }
+
+    fn install_channel(&mut self, route: &ChannelRoute) -> bool {
+        if self.kernel_refuses {
+            return false;
+        }
+        self.kernel_log.push((true, *route));
+        self.kernel.insert((route.client, route.channel), *route);
+        true
+    }
+
+    fn withdraw_channel(&mut self, route: &ChannelRoute) {
+        self.kernel_log.push((false, *route));
+        assert!(
+            self.kernel.remove(&(route.client, route.channel)).is_some(),
+            "withdrew a route never installed"
+        );
     }
 }
 

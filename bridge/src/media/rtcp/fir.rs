@@ -44,7 +44,7 @@ impl ExactSizeIterator for FirEntries<'_> {}
 pub(super) fn parse(mut body: &[u8]) -> Result<Packet<'_>, RtcpError> {
     let sender_ssrc = take_u32(&mut body)?;
     let _media_ssrc = take_u32(&mut body)?;
-    if body.is_empty() || body.len() % ENTRY_LEN != 0 {
+    if body.is_empty() || !body.len().is_multiple_of(ENTRY_LEN) {
         return Err(RtcpError::BadLength);
     }
     Ok(Packet::Fir { sender_ssrc, entries: FirEntries { data: body } })

@@ -80,7 +80,7 @@ impl Iterator for LostSeqs<'_> {
 pub(super) fn parse(mut body: &[u8]) -> Result<Packet<'_>, RtcpError> {
     let sender_ssrc = take_u32(&mut body)?;
     let media_ssrc = take_u32(&mut body)?;
-    if body.is_empty() || body.len() % ITEM_LEN != 0 {
+    if body.is_empty() || !body.len().is_multiple_of(ITEM_LEN) {
         return Err(RtcpError::BadLength);
     }
     Ok(Packet::Nack { sender_ssrc, media_ssrc, items: NackItems { data: body } })

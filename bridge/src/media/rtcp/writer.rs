@@ -62,7 +62,7 @@ impl<'b> Writer<'b> {
     fn patch_length(&mut self, start: usize) -> Result<(), RtcpError> {
         let bytes = self.len - start;
         // Every body we write is whole 32-bit words; this guards the length arithmetic anyway.
-        if bytes % 4 != 0 {
+        if !bytes.is_multiple_of(4) {
             return Err(RtcpError::BadLength);
         }
         let words = (bytes / 4).checked_sub(1).ok_or(RtcpError::BadLength)?;

@@ -308,7 +308,7 @@ fn protect_rtcp_as(sender: &mut Context, ssrc: u32) -> Result<Vec<u8>, SrtpError
 
 /// Distinct SSRCs, half of them consecutive (neighbours in the hash's input) and half spread.
 fn ssrc(i: u32) -> u32 {
-    if i % 2 == 0 { 0x1000 + i } else { i.wrapping_mul(0x2545_f491) }
+    if i.is_multiple_of(2) { 0x1000 + i } else { i.wrapping_mul(0x2545_f491) }
 }
 
 /// An SFU's outbound context, one per receiver, protects every stream forwarded to it: 60
