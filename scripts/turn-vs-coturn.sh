@@ -6,7 +6,7 @@
 # leaves its allocations behind when it exits, and a later run whose client happens to get the
 # same ephemeral port would meet one of them (437 Allocation Mismatch) on either server.
 #
-#   scripts/turn-vs-coturn.sh [--quick] [--kernel-relay] [SCENARIO ...]
+#   scripts/turn-vs-coturn.sh [--quick] [--repeat N] [--kernel-relay] [SCENARIO ...]
 #
 # --kernel-relay runs ours with its in-kernel ChannelData relay on loopback
 # (kernel-relay-interface=lo; needs root). The benchmark charges each server its own process's
@@ -21,10 +21,11 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${TURN_BENCH:-$ROOT/../shared/bench/turn-vs-coturn.sh}
-QUICK=() KERNEL_RELAY=0
+QUICK=() KERNEL_RELAY=0 REPEAT=1
 while [[ ${1:-} == --* ]]; do
   case $1 in
     --quick) QUICK=(--quick);;
+    --repeat) REPEAT=$2; shift;;
     --kernel-relay) KERNEL_RELAY=1;;
     *) echo "turn-vs-coturn: unknown option $1" >&2; exit 2;;
   esac
@@ -66,10 +67,37 @@ if [[ $KERNEL_RELAY == 1 ]]; then echo "kernel-relay-interface=lo" >> "$WORK/tur
 
 for scenario in "${SCENARIOS[@]}"; do
   echo "turn-vs-coturn: $scenario" >&2
-  timeout 900 bash "$BENCH" --mode compare "${QUICK[@]}" --label ours --port 3479 --tls-port 5350 \
+  timeout $((900 * REPEAT)) bash "$BENCH" --mode compare "${QUICK[@]}" --repeat "$REPEAT" --label ours --port 3479 --tls-port 5350 \
       --secret "$SECRET" --server-cmd "$TURN_BIN --config $WORK/turn.conf" \
       --scenarios "$scenario" --outdir "$WORK/$scenario" > "$WORK/$scenario.log" 2>&1 \
     || { echo "turn-vs-coturn: $scenario failed, see $WORK/$scenario.log" >&2; exit 1; }
 done
 bash "$BENCH" --summarize "$WORK"/*/results.jsonl
+# The cost of the whole relayed path, per message: the server's CPU plus that of uclient and
+# turnutils_peer, which is where softirq work (the kernel relay's included) is charged here.
+python3 - "$WORK"/*/results.jsonl <<'PY'
+import json, statistics, sys
+runs = {}
+for path in sys.argv[1:]:
+    for line in open(path):
+        r = json.loads(line)
+        if r.get("rc") == 0 and r.get("msg_s"):
+            runs.setdefault(r["scenario"], {}).setdefault(r["target"], []).append(r)
+def path_us(r):
+    return (r["srv_cpu_pct"] + r["peer_cpu_pct"] + r["client_cpu_pct"]) * 1e4 / r["msg_s"]
+def median(rs, f):
+    return statistics.median(f(r) for r in rs)
+print("\nMedians over repetitions; path = server + uclient + turnutils_peer CPU per message.")
+print("| scenario | runs | coturn srv us/msg | ours srv us/msg | srv ratio | coturn path | ours path | path ratio | msg/s ratio |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for scenario, pair in sorted(runs.items()):
+    c, o = pair.get("coturn"), pair.get("ext")
+    if not (c and o):
+        continue
+    cs, os_ = median(c, lambda r: r["srv_us_per_msg"]), median(o, lambda r: r["srv_us_per_msg"])
+    cp, op = median(c, path_us), median(o, path_us)
+    rate = median(o, lambda r: r["msg_s"]) / median(c, lambda r: r["msg_s"])
+    print(f"| {scenario} | {len(o)} | {cs:.1f} | {os_:.1f} | {os_ / cs:.2f} | {cp:.1f} | {op:.1f} | "
+          f"{op / cp:.2f} | {rate:.2f} |")
+PY
 echo "raw results: $WORK" >&2

@@ -1,8 +1,8 @@
 //! The in-kernel ChannelData relay for real: the tc program attached to loopback's ingress,
 //! our client and a peer on real sockets. What the kernel relays arrives exactly as the
 //! daemon would have sent it, the daemon's sockets never see it, the counts show live in
-//! `/metrics`, and what the program leaves alone (padded ChannelData, a deleted allocation)
-//! is the daemon's again. Needs CAP_BPF and CAP_NET_ADMIN (root): without them the test fails,
+//! `/metrics`, and what the program leaves alone (padded ChannelData, a last hop, a deleted
+//! allocation) is the daemon's again. Needs CAP_BPF and CAP_NET_ADMIN (root): without them the test fails,
 //! it does not skip.
 
 mod udp_harness;
@@ -83,6 +83,16 @@ fn channel_data_is_relayed_by_the_kernel_both_ways_and_handed_back_when_the_allo
     let (n, from) = peer_recv(&peer, &mut buf);
     assert_eq!((&buf[..n], from), (&b"odd"[..], relayed));
     assert_eq!(shared.metrics.client_to_peer(), (1, 3), "the daemon relayed the padded one");
+
+    // A packet arriving with TTL 1 cannot be forwarded with one less (RFC 8656 §14.3): the
+    // daemon's socket sends it, with its default TTL.
+    client.socket.set_ttl(1).unwrap();
+    let len = write_channel_data(&mut buf, channel, b"last hop", false).unwrap();
+    client.send(&buf[..len]);
+    let (n, from) = peer_recv(&peer, &mut buf);
+    assert_eq!((&buf[..n], from), (&b"last hop"[..], relayed));
+    assert_eq!(shared.metrics.client_to_peer(), (2, 11), "the daemon relayed the TTL-1 one");
+    client.socket.set_ttl(64).unwrap();
 
     // The allocation ends: the route goes, and a late message is the daemon's to refuse.
     assert_eq!(code(&client.refresh(Some(0))), 0);

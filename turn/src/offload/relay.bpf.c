@@ -146,6 +146,9 @@ INLINE int leave(__u32 ifindex)
 INLINE int write_headers(struct __sk_buff *skb, struct iphdr *ip, const struct udphdr *udp,
                          const void *extra, int extra_len)
 {
+    // RFC 8656 §14.3's preferred behaviour: one less than it came with (turn_relay() left
+    // packets at 1 or 0 to the daemon). DSCP and ECN travel as they came (§14.2, §14.4).
+    ip->ttl -= 1;
     ip->check = 0;
     ip->check = ipv4_checksum(ip);
     if (bpf_skb_store_bytes(skb, IP_OFF, ip, sizeof(*ip), 0) ||
@@ -250,7 +253,7 @@ int turn_relay(struct __sk_buff *skb)
     struct udphdr udp;
     __u8 head[CHANNEL_DATA_HEADER];
     if (bpf_skb_load_bytes(skb, IP_OFF, &ip, sizeof(ip)) || ip.ihl != 5 || ip.version != 4 ||
-        ip.protocol != IPPROTO_UDP || (ip.frag_off & htons16(0x3fff)))
+        ip.protocol != IPPROTO_UDP || (ip.frag_off & htons16(0x3fff)) || ip.ttl <= 1)
         return PASS;
     if (bpf_skb_load_bytes(skb, UDP_OFF, &udp, sizeof(udp)))
         return PASS;
