@@ -32,12 +32,23 @@ pub enum MemoryLock {
     Off,
 }
 
+/// Listen addresses besides `listen` at most: each costs every worker a socket.
+const MAX_EXTRA_LISTEN: usize = 64;
+
 /// Settings of the packet engine.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     /// Address of the shared media port. `[::]:port` is dual-stack (IPv4 and IPv6).
     pub listen: SocketAddr,
+    /// Further listen addresses, each served like `listen` (every worker binds its share of
+    /// each with SO_REUSEPORT; port 0 picks a free port per address). For a data plane that
+    /// answers from the address a client reached (TURN's repeatable `listening-ip`): it finds
+    /// the listener in [`Datagram::socket`](crate::Datagram::socket) and
+    /// [`Datagram::local_addr`](crate::Datagram::local_addr), and sends from it. Set by that
+    /// data plane, not read from a configuration file: the bridge answers from `listen` only.
+    #[serde(skip)]
+    pub extra_listen: Vec<SocketAddr>,
     /// Worker threads; 0 means one per available core.
     pub workers: usize,
     /// Pin each worker to its own core.
@@ -87,6 +98,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0u16; 8], 10000)),
+            extra_listen: Vec::new(),
             workers: 0,
             pin_workers: true,
             pool_slots_per_worker: 8192,
@@ -131,6 +143,11 @@ impl EngineConfig {
         }
     }
 
+    /// `listen`, then `extra_listen`: the listeners' order, which their socket ids follow.
+    pub fn listen_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        std::iter::once(self.listen).chain(self.extra_listen.iter().copied())
+    }
+
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
     }
@@ -163,6 +180,15 @@ impl EngineConfig {
         // Socket ids carry a 16-bit index, shared with sockets still closing.
         if self.max_sockets_per_worker > 65_000 {
             return err("max_sockets_per_worker", "at most 65000");
+        }
+        if self.extra_listen.len() > MAX_EXTRA_LISTEN {
+            return err("extra_listen", "at most 64 further listen addresses");
+        }
+        // Two binds of one address and port would join one SO_REUSEPORT group, whose socket
+        // numbers the steering program takes for worker indexes.
+        let fixed: Vec<_> = self.listen_addrs().filter(|a| a.port() != 0).collect();
+        if fixed.iter().enumerate().any(|(i, a)| fixed[..i].contains(a)) {
+            return err("extra_listen", "a listen address is given twice");
         }
         if self.drain_timeout_ms > 60_000 {
             return err("drain_timeout_ms", "at most 60000 (one minute)");

@@ -84,7 +84,7 @@ pub struct Counts {
     /// Times receiving paused because the worker's share of the pool was empty. Datagrams
     /// wait in the socket meanwhile; those the kernel had to drop are in `kernel_rx_drops`.
     pub rx_stalls: u64,
-    /// Datagrams the kernel dropped on this worker's socket (receive buffer full), as the
+    /// Datagrams the kernel dropped on this worker's listeners (receive buffer full), as the
     /// kernel counts them (SO_MEMINFO), sampled twice a second.
     pub kernel_rx_drops: u64,
     /// System calls the worker made (io_uring_enter, recvmmsg, sendmmsg, poll, wakes, ...):

@@ -1,7 +1,7 @@
 //! Starting and stopping the workers.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -110,7 +110,8 @@ pub struct Engine {
     shutdown: Arc<Shutdown>,
     wakers: Arc<[Waker]>,
     counters: Vec<Arc<WorkerCounters>>,
-    local_addr: SocketAddr,
+    /// The listen addresses as bound, `listen` first.
+    local_addrs: Vec<SocketAddr>,
     backend: Backend,
     pool_locked: bool,
 }
@@ -154,9 +155,33 @@ fn select_backend(choice: BackendChoice) -> Result<Backend, StartError> {
     }
 }
 
+/// Binds one SO_REUSEPORT group on `listen`, worker i's socket i-th, and returns the address
+/// bound with the group. The first bind resolves port 0; the others join it. Bound in worker
+/// order: the group numbers its sockets by bind order, and the steering program (one per
+/// group) returns a worker's index as a socket's index.
+fn bind_group(
+    listen: SocketAddr,
+    workers: usize,
+    config: &EngineConfig,
+) -> Result<(SocketAddr, Vec<UdpSocket>), StartError> {
+    let mut addr = listen;
+    let mut group = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let socket = socket::bind_reuseport(addr, config.socket_buffer)
+            .map_err(|source| StartError::Bind { addr, source })?;
+        addr = socket.local_addr()?;
+        group.push(socket);
+    }
+    if config.steer_by_source_ip && workers > 1 {
+        steer::attach(&group[0], workers).map_err(StartError::Steer)?;
+    }
+    Ok((addr, group))
+}
+
 impl Engine {
-    /// Allocates the pool, binds one socket per worker and starts the workers, each running
-    /// the handler `make_handler` builds for it. Returns once every worker is receiving.
+    /// Allocates the pool, binds one socket per worker and listen address and starts the
+    /// workers, each running the handler `make_handler` builds for it. Returns once every
+    /// worker is receiving.
     pub fn start<H, F>(config: &EngineConfig, mut make_handler: F) -> Result<Self, StartError>
     where
         H: Handler,
@@ -174,19 +199,15 @@ impl Engine {
             if pool.is_locked() { "locked in RAM" } else { "not locked" }
         );
 
-        // The first bind resolves port 0; the others join it through SO_REUSEPORT. Bound in
-        // worker order: the group numbers its sockets by bind order, and the steering program
-        // returns a worker's index as a socket's index.
-        let mut sockets = Vec::with_capacity(workers);
-        let mut addr = config.listen;
-        for _ in 0..workers {
-            let socket = socket::bind_reuseport(addr, config.socket_buffer)
-                .map_err(|source| StartError::Bind { addr, source })?;
-            addr = socket.local_addr()?;
-            sockets.push(socket);
+        // Per worker, its listeners: its share of each listen address, in listen address order.
+        let mut sockets: Vec<Vec<UdpSocket>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut local_addrs = Vec::new();
+        for listen in config.listen_addrs() {
+            let (addr, group) = bind_group(listen, workers, config)?;
+            local_addrs.push(addr);
+            sockets.iter_mut().zip(group).for_each(|(listeners, socket)| listeners.push(socket));
         }
         if config.steer_by_source_ip && workers > 1 {
-            steer::attach(&sockets[0], workers).map_err(StartError::Steer)?;
             tracing::info!("listener: datagrams steered to {workers} workers by source IP address");
         }
 
@@ -199,9 +220,9 @@ impl Engine {
         let (exit_tx, exited) = mpsc::channel();
 
         let mut threads = Vec::with_capacity(workers);
-        for (i, (socket, port)) in sockets.into_iter().zip(ports).enumerate() {
+        for (i, (listeners, port)) in sockets.into_iter().zip(ports).enumerate() {
             let id = WorkerId(i as u16);
-            let sockets = SocketTable::new(socket, config.max_sockets_per_worker, config.socket_buffer)?;
+            let sockets = SocketTable::new(listeners, config.max_sockets_per_worker, config.socket_buffer)?;
             let core = Core::new(
                 id,
                 pool.clone(),
@@ -252,7 +273,7 @@ impl Engine {
             shutdown,
             wakers,
             counters,
-            local_addr: addr,
+            local_addrs,
             backend,
             pool_locked: pool.is_locked(),
         };
@@ -270,9 +291,15 @@ impl Engine {
         Ok(engine)
     }
 
-    /// The media port's address (with the port resolved when 0 was configured).
+    /// The media port's address, `listen` (with the port resolved when 0 was configured).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs[0]
+    }
+
+    /// Every listen address, `listen` then `extra_listen`, with ports resolved: listener `i`
+    /// of each worker is bound to the `i`-th.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     pub fn backend(&self) -> Backend {

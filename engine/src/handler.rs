@@ -9,7 +9,10 @@
 //! pool slots; when either is exhausted the send is dropped and counted.
 //!
 //! Sockets: every worker receives on the listener it shares with the other workers
-//! ([`SocketId::LISTENER`], SO_REUSEPORT on the configured address). A handler may also open
+//! ([`SocketId::LISTENER`], SO_REUSEPORT on the configured address), and on one listener per
+//! further listen address (`extra_listen`), each id answering [`SocketId::is_listener`]; a
+//! handler answers from the one a datagram reached with [`Destination::from_socket`]
+//! ([`Output::listener`] finds one by address). A handler may also open
 //! sockets of its own on its worker ([`Output::open_udp`], up to `max_sockets_per_worker`), a
 //! TURN server's relay sockets: datagrams arriving on one are handled like any other, with
 //! [`Datagram::socket`] naming it, and a handler answers from it with
@@ -55,13 +58,22 @@ pub struct SocketId {
 }
 
 impl SocketId {
-    /// The worker's share of the configured listen address (SO_REUSEPORT).
+    /// The worker's share of the configured listen address (SO_REUSEPORT). Listeners of
+    /// further listen addresses follow at indexes 1, 2, ... in `extra_listen` order; all have
+    /// generation 0, which no socket a handler opens ever gets.
     pub const LISTENER: Self = Self { index: 0, generation: 0 };
 
-    /// A small number (below 65536, 0 for the listener) that no other open socket of this
-    /// worker has, for a data plane to index per-socket state with instead of hashing. A later
-    /// socket may get the same index once this one is closed: keep the whole id next to the
-    /// state and compare it.
+    /// Whether this is one of the engine's listeners (shared by every worker, never closed)
+    /// rather than a socket a handler opened.
+    #[inline]
+    pub fn is_listener(self) -> bool {
+        self.generation == 0
+    }
+
+    /// A small number (below 65536; 0, 1, ... for the listeners) that no other open socket of
+    /// this worker has, for a data plane to index per-socket state with instead of hashing. A
+    /// later socket may get the same index once this one is closed: keep the whole id next to
+    /// the state and compare it.
     #[inline]
     pub fn index(self) -> usize {
         usize::from(self.index)
@@ -89,7 +101,8 @@ impl std::error::Error for SocketLimitReached {}
 pub struct Destination {
     pub addr: SocketAddr,
     pub via: Via,
-    /// [`SocketId::LISTENER`], or a socket the sending worker opened. A socket the handler
+    /// A listener ([`SocketId::LISTENER`] or another [`SocketId::is_listener`] id, which any
+    /// worker may send from), or a socket the sending worker opened. A socket the handler
     /// opened can only be named with `Via::Here` (or `Via::Worker` of its own worker): any
     /// other worker drops the packet and counts [`DropReason::UnknownSocket`], as it does for
     /// a closed socket.
@@ -102,7 +115,7 @@ impl Destination {
         Self { addr, via: Via::Here, socket: SocketId::LISTENER }
     }
 
-    /// Sent from `socket`, one the handling worker opened, by that worker.
+    /// Sent from `socket`, a listener or one the handling worker opened, by that worker.
     pub fn from_socket(socket: SocketId, addr: SocketAddr) -> Self {
         Self { addr, via: Via::Here, socket }
     }
@@ -308,6 +321,14 @@ impl Output<'_> {
     /// The address an open socket of this worker is bound to.
     pub fn local_addr(&self, id: SocketId) -> Option<SocketAddr> {
         self.core.sockets.local_addr(id)
+    }
+
+    /// The listener bound to `local` (its port resolved), for a data plane that answers a
+    /// client from the address the client reached when it no longer holds the datagram (a
+    /// TURN server relaying a peer's packet). A scan of the few listeners, no system call.
+    #[inline]
+    pub fn listener(&self, local: SocketAddr) -> Option<SocketId> {
+        self.core.sockets.listener_at(local)
     }
 
     /// Counts a datagram the handler decided not to forward.

@@ -2,23 +2,24 @@
 //!
 //! The engine owns the sockets, the threads and the packet memory; a data plane (the bridge's
 //! media layer, the TURN relay, the benchmark relay) owns the meaning of packets. Each worker
-//! thread is pinned to a core, receives on its share of the listen address (SO_REUSEPORT) and
-//! on any socket its handler opened, and runs this loop:
+//! thread is pinned to a core, receives on its share of each listen address (SO_REUSEPORT:
+//! `listen`, and any `extra_listen`) and on any socket its handler opened, and runs this loop:
 //!
 //! ```text
 //! loop {
 //!     wait for datagrams (on any of the worker's sockets), send completions, hand-offs from
 //!         other cores, or the next deadline
 //!     for each datagram:   handler.handle(now, from, &mut packet, &mut out)
-//!                           // packet.socket(): the socket it came to (SocketId::LISTENER or one
-//!                           //                  the handler opened)
+//!                           // packet.socket(): the socket it came to (a listener,
+//!                           //                  is_listener(), or one the handler opened)
+//!                           // packet.local_addr(): the address that socket is bound to
 //!                           // packet.forward(dest): share this slot with a send
 //!                           // out.send(dest, |buf| ...): write a new packet into a fresh slot
 //!                           // out.open_udp(addr) / out.close_socket(id): sockets of its own
 //!                           //                  (control path: a few syscalls, not per packet)
 //!     if the deadline passed: handler.handle_timeout(now, &mut out)
 //!     queue every send of this turn (to this core's sockets, grouped by socket, or over a
-//!         cross-core queue; only the listener's sends cross cores)
+//!         cross-core queue; only the listeners' sends cross cores)
 //!     submit them all at once, release slots whose last send completed
 //!     close the descriptors of closed sockets the kernel is done with
 //! }
@@ -31,8 +32,9 @@
 //! and nothing grows. The sockets a handler opens are bounded by `max_sockets_per_worker`;
 //! [`Output::close_socket`] says what closing one guarantees.
 //!
-//! The kernel spreads the listener's datagrams over the workers by a hash of the 4-tuple, or,
-//! with `steer_by_source_ip`, by source address alone ([`worker_for_source_ip`]).
+//! The kernel spreads each listener's datagrams over the workers by a hash of the 4-tuple, or,
+//! with `steer_by_source_ip`, by source address alone ([`worker_for_source_ip`]; the same
+//! worker whichever listen address a client reaches).
 //!
 //! Two backends implement the loop: io_uring (a multishot recvmsg per socket into one provided
 //! buffer ring made of pool slots) and, where io_uring is refused, recvmmsg/sendmmsg driven by

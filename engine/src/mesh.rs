@@ -19,8 +19,8 @@ pub struct Transmit {
     pub slot: u32,
     pub offset: u16,
     pub len: u16,
-    /// Index of the sending worker's socket it leaves from (0, the listener, for every packet
-    /// handed to another worker).
+    /// Index of the sending worker's socket it leaves from (a listener's, the same on every
+    /// worker, for every packet handed to another worker).
     pub socket: u16,
     pub dest: SocketAddr,
     /// Position in the sender's queue, so grouping by destination keeps each destination's

@@ -1,4 +1,8 @@
-//! Steering the listener's datagrams to workers by source IP address (`steer_by_source_ip`).
+//! Steering the listeners' datagrams to workers by source IP address (`steer_by_source_ip`).
+//!
+//! Each listen address is its own SO_REUSEPORT group (the kernel groups sockets by bound
+//! address and port) with its own copy of the program, so a client reaches the same worker
+//! whichever of the engine's addresses it sends to.
 //!
 //! Without a program the kernel picks a socket of the SO_REUSEPORT group by a hash of the
 //! 4-tuple, so two ports of one client (an RTP/RTCP pair, a TURN client's two allocations) may
@@ -8,7 +12,7 @@
 //! the order in which they are added to the group (that is, the order of bind(2) calls for UDP
 //! sockets)"; the engine binds worker i's socket i-th, so index i is worker i. An index out of
 //! range (never returned here) would fall back to the 4-tuple hash; a socket leaving the group
-//! would move the last one into its place, which is why a worker never closes its listener.
+//! would move the last one into its place, which is why a worker never closes a listener.
 //!
 //! The program, as [`program`] builds it for `n` workers:
 //!

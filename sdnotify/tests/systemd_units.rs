@@ -12,6 +12,9 @@ use std::process::{Command, Output};
 
 const SERVICES: [&str; 3] = ["meeting-bridge.service", "meeting-signaling.service", "meeting-turn.service"];
 const TARGET: &str = "meeting.target";
+/// The drop-in that lets turn load its kernel relay, and where systemd reads it.
+const KERNEL_RELAY_DROP_IN: (&str, &str) =
+    ("meeting-turn-kernel-relay.conf", "meeting-turn.service.d/kernel-relay.conf");
 /// Issue 8's bar for `systemd-analyze security`.
 const MAX_EXPOSURE: f64 = 2.5;
 
@@ -83,6 +86,9 @@ fn copy_units(dir: &Path) -> Vec<PathBuf> {
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
         paths.push(path);
     }
+    let (drop_in, installed) = KERNEL_RELAY_DROP_IN;
+    std::fs::create_dir_all(dir.join(installed).parent().unwrap()).unwrap();
+    std::fs::copy(units_dir().join(drop_in), dir.join(installed)).unwrap();
     paths
 }
 
@@ -113,6 +119,14 @@ fn verify_speaks_up_about_a_unit_it_does_not_accept() {
     let output = verify(&paths[..1]);
     let said = text(&output);
     assert!(said.contains("4Gx") && said.contains("PrivatTmp"), "verify did not notice:\n{said}");
+
+    // The turn unit's drop-in is read too.
+    let drop_in = scratch.0.join(KERNEL_RELAY_DROP_IN.1);
+    let text_of = std::fs::read_to_string(&drop_in).unwrap();
+    std::fs::write(&drop_in, text_of.replace("SystemCallFilter=bpf", "SystemCallFiltr=bpf")).unwrap();
+    let output = verify(&paths[2..3]);
+    let said = text(&output);
+    assert!(said.contains("SystemCallFiltr"), "verify did not read the drop-in:\n{said}");
 }
 
 /// The overall exposure `systemd-analyze security --offline=true` reports for a unit file.

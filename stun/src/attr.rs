@@ -28,6 +28,11 @@ impl AttrType {
     pub const UNKNOWN_ATTRIBUTES: AttrType = AttrType(0x000A);
     pub const REALM: AttrType = AttrType(0x0014);
     pub const NONCE: AttrType = AttrType(0x0015);
+    /// Long-term credential extensions of RFC 8489 (§14.4, §14.6, §14.11, §14.12).
+    pub const MESSAGE_INTEGRITY_SHA256: AttrType = AttrType(0x001C);
+    pub const PASSWORD_ALGORITHM: AttrType = AttrType(0x001D);
+    pub const USERHASH: AttrType = AttrType(0x001E);
+    pub const PASSWORD_ALGORITHMS: AttrType = AttrType(0x8002);
     pub const XOR_MAPPED_ADDRESS: AttrType = AttrType(0x0020);
     pub const SOFTWARE: AttrType = AttrType(0x8022);
     pub const FINGERPRINT: AttrType = AttrType(0x8028);
@@ -229,6 +234,61 @@ fn xor_key_v6(txid: &TransactionId) -> [u8; 16] {
     key
 }
 
+/// A password algorithm of the long-term credential mechanism (RFC 8489 §18.5): which hash
+/// turns username, realm and password into the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PasswordAlgorithm {
+    Md5,
+    Sha256,
+}
+
+impl PasswordAlgorithm {
+    /// The algorithm's number on the wire (0x0001, 0x0002).
+    pub fn code(self) -> u16 {
+        match self {
+            Self::Md5 => 0x0001,
+            Self::Sha256 => 0x0002,
+        }
+    }
+
+    pub fn from_code(code: u16) -> Option<Self> {
+        match code {
+            0x0001 => Some(Self::Md5),
+            0x0002 => Some(Self::Sha256),
+            _ => None,
+        }
+    }
+}
+
+/// PASSWORD-ALGORITHM (RFC 8489 §14.12): the algorithm's number and its parameters (none for
+/// MD5 and SHA-256). The number is returned raw: whether it is one the server offered is the
+/// caller's question, not a decoding error.
+///
+/// ```text
+/// |          Algorithm           |  Algorithm Parameters Length   |
+/// |                    Algorithm Parameters (variable)
+/// ```
+pub fn decode_password_algorithm(value: &[u8]) -> Result<(u16, &[u8]), AttributeError> {
+    let header = value.get(..4).ok_or(AttributeError::Malformed)?;
+    let params_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let params = value.get(4..4 + params_len).ok_or(AttributeError::Malformed)?;
+    if value.len() != 4 + params_len {
+        return Err(AttributeError::Malformed);
+    }
+    Ok((u16::from_be_bytes([header[0], header[1]]), params))
+}
+
+/// Encodes PASSWORD-ALGORITHMS (RFC 8489 §14.11): one PASSWORD-ALGORITHM entry per algorithm,
+/// each without parameters. Returns the value's length.
+pub fn encode_password_algorithms(algorithms: &[PasswordAlgorithm], out: &mut [u8; 4 * 8]) -> usize {
+    let algorithms = &algorithms[..algorithms.len().min(8)];
+    for (entry, algorithm) in out.chunks_exact_mut(4).zip(algorithms) {
+        entry[..2].copy_from_slice(&algorithm.code().to_be_bytes());
+        entry[2..].fill(0);
+    }
+    4 * algorithms.len()
+}
+
 /// A 32-bit value (PRIORITY, LIFETIME).
 pub fn decode_u32(value: &[u8]) -> Result<u32, AttributeError> {
     let bytes: [u8; 4] = value.try_into().map_err(|_| AttributeError::Malformed)?;
@@ -299,6 +359,20 @@ mod tests {
             Ok((2, 440, "Address Family not Supported"))
         );
         assert_eq!(decode_address_error_code(b"\x02\0"), Err(AttributeError::Malformed));
+    }
+
+    #[test]
+    fn password_algorithms_encode_and_decode() {
+        let mut out = [0u8; 32];
+        let len = encode_password_algorithms(&[PasswordAlgorithm::Sha256, PasswordAlgorithm::Md5], &mut out);
+        assert_eq!(&out[..len], &[0, 2, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(decode_password_algorithm(&[0, 2, 0, 0]), Ok((2, &[][..])));
+        assert_eq!(decode_password_algorithm(&[0, 9, 0, 2, 7, 7]), Ok((9, &[7, 7][..])));
+        assert_eq!(decode_password_algorithm(&[0, 2, 0, 4, 1]), Err(AttributeError::Malformed));
+        assert_eq!(decode_password_algorithm(&[0, 2, 0, 0, 1]), Err(AttributeError::Malformed));
+        assert_eq!(decode_password_algorithm(&[0, 2]), Err(AttributeError::Malformed));
+        assert_eq!(PasswordAlgorithm::from_code(2), Some(PasswordAlgorithm::Sha256));
+        assert_eq!(PasswordAlgorithm::from_code(3), None);
     }
 
     #[test]

@@ -4,11 +4,11 @@ use std::net::SocketAddr;
 
 use ring::hmac;
 
-use crate::attr::{self, AddressFamily, AttrType};
+use crate::attr::{self, AddressFamily, AttrType, PasswordAlgorithm};
 use crate::error::BufferTooSmall;
 use crate::error_code::ErrorCode;
 use crate::header::{Class, HEADER_LEN, MAGIC_COOKIE, Method, TransactionId, message_type};
-use crate::integrity;
+use crate::integrity::{self, INTEGRITY_SHA256_LEN};
 use crate::message::{ATTR_HEADER_LEN, FINGERPRINT_LEN, INTEGRITY_LEN, padded};
 
 /// Writes a message attribute by attribute. The header's length field is kept current, so
@@ -131,12 +131,52 @@ impl<'b> MessageBuilder<'b> {
         self.attribute(AttrType::ADDRESS_ERROR_CODE, &value[..4 + reason.len()])
     }
 
-    /// Appends MESSAGE-INTEGRITY computed with `key` over everything so far.
+    /// Appends PASSWORD-ALGORITHM (RFC 8489 §14.12), without parameters.
+    pub fn password_algorithm(&mut self, algorithm: PasswordAlgorithm) -> Result<&mut Self, BufferTooSmall> {
+        let [hi, lo] = algorithm.code().to_be_bytes();
+        self.attribute(AttrType::PASSWORD_ALGORITHM, &[hi, lo, 0, 0])
+    }
+
+    /// Appends PASSWORD-ALGORITHMS (RFC 8489 §14.11) listing `algorithms` (at most 8).
+    pub fn password_algorithms(
+        &mut self,
+        algorithms: &[PasswordAlgorithm],
+    ) -> Result<&mut Self, BufferTooSmall> {
+        let mut value = [0u8; 32];
+        let len = attr::encode_password_algorithms(algorithms, &mut value);
+        self.attribute(AttrType::PASSWORD_ALGORITHMS, &value[..len])
+    }
+
+    /// Appends MESSAGE-INTEGRITY computed with `key` (HMAC-SHA1) over everything so far.
     pub fn message_integrity(&mut self, key: &hmac::Key) -> Result<&mut Self, BufferTooSmall> {
+        self.integrity(AttrType::MESSAGE_INTEGRITY, key, INTEGRITY_LEN)
+    }
+
+    /// Appends MESSAGE-INTEGRITY-SHA256 computed with `key` (HMAC-SHA256) over everything so
+    /// far, all 32 bytes of it (RFC 8489 §14.6).
+    pub fn message_integrity_sha256(&mut self, key: &hmac::Key) -> Result<&mut Self, BufferTooSmall> {
+        self.integrity(AttrType::MESSAGE_INTEGRITY_SHA256, key, INTEGRITY_SHA256_LEN)
+    }
+
+    /// Appends MESSAGE-INTEGRITY-SHA256 truncated to `len` bytes, rounded down to a multiple of 4
+    /// within 4..=32. RFC 8489 §14.6 lets a sender truncate to 16; shorter values exist only
+    /// so that tests can check a receiver refuses them.
+    pub fn message_integrity_sha256_truncated(
+        &mut self,
+        key: &hmac::Key,
+        len: usize,
+    ) -> Result<&mut Self, BufferTooSmall> {
+        let len = len.clamp(4, INTEGRITY_SHA256_LEN) / 4 * 4;
+        self.integrity(AttrType::MESSAGE_INTEGRITY_SHA256, key, len)
+    }
+
+    /// Appends an integrity attribute of `len` bytes: the leading bytes of the HMAC over the
+    /// message so far, with the header's length counting the attribute.
+    fn integrity(&mut self, typ: AttrType, key: &hmac::Key, len: usize) -> Result<&mut Self, BufferTooSmall> {
         let at = self.len;
-        self.attribute(AttrType::MESSAGE_INTEGRITY, &[0; INTEGRITY_LEN])?;
-        let tag = integrity::integrity_tag(key, &self.buf[..self.len], at);
-        self.buf[at + ATTR_HEADER_LEN..at + ATTR_HEADER_LEN + INTEGRITY_LEN].copy_from_slice(tag.as_ref());
+        self.attribute(typ, &[0; INTEGRITY_SHA256_LEN][..len])?;
+        let tag = integrity::integrity_tag(key, &self.buf[..self.len], at, len);
+        self.buf[at + ATTR_HEADER_LEN..at + ATTR_HEADER_LEN + len].copy_from_slice(&tag.as_ref()[..len]);
         Ok(self)
     }
 

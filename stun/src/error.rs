@@ -15,7 +15,8 @@ pub enum ParseError {
     BadLength,
     /// An attribute's value (with its padding) runs past the end of the message.
     AttributeOverrun,
-    /// MESSAGE-INTEGRITY is not 20 bytes, or FINGERPRINT not 4.
+    /// MESSAGE-INTEGRITY is not 20 bytes, MESSAGE-INTEGRITY-SHA256 not 16..=32 in steps of 4,
+    /// or FINGERPRINT not 4.
     BadIntegrityLength,
     /// Something follows FINGERPRINT, which must be last.
     FingerprintNotLast,
@@ -29,7 +30,7 @@ impl fmt::Display for ParseError {
             Self::BadCookie => "wrong magic cookie",
             Self::BadLength => "message length does not match the datagram",
             Self::AttributeOverrun => "attribute runs past the end of the message",
-            Self::BadIntegrityLength => "MESSAGE-INTEGRITY or FINGERPRINT has the wrong length",
+            Self::BadIntegrityLength => "an integrity attribute or FINGERPRINT has the wrong length",
             Self::FingerprintNotLast => "attributes after FINGERPRINT",
         })
     }

@@ -33,15 +33,16 @@ mod message;
 mod rest;
 
 pub use attr::{
-    AddressFamily, AttrType, RawAttribute, decode_address_error_code, decode_channel_number,
-    decode_error_code, decode_even_port, decode_family, decode_requested_transport, decode_reservation_token,
-    decode_text, decode_u32, decode_u64, decode_xor_address,
+    AddressFamily, AttrType, PasswordAlgorithm, RawAttribute, decode_address_error_code,
+    decode_channel_number, decode_error_code, decode_even_port, decode_family, decode_password_algorithm,
+    decode_requested_transport, decode_reservation_token, decode_text, decode_u32, decode_u64,
+    decode_xor_address, encode_password_algorithms,
 };
 pub use builder::MessageBuilder;
 pub use error::{AttributeError, BufferTooSmall, IntegrityError, ParseError};
 pub use error_code::ErrorCode;
 pub use header::{Class, HEADER_LEN, MAGIC_COOKIE, Method, TransactionId, is_stun, message_type, split_type};
-pub use integrity::{long_term_key, short_term_key};
+pub use integrity::{IntegrityKey, long_term_key, long_term_key_with, short_term_key, userhash};
 pub use message::{Attributes, Message};
 pub use rest::{rest_api_expiry, rest_api_password};
 pub use ring::hmac::Key;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use crate::attr::{self, AttrType, RawAttribute};
 use crate::error::{AttributeError, ParseError};
 use crate::header::{Class, HEADER_LEN, MAGIC_COOKIE, Method, TransactionId, split_type};
+use crate::integrity::is_sha256_integrity_len;
 
 /// Bytes of an attribute header (type and length).
 pub(crate) const ATTR_HEADER_LEN: usize = 4;
@@ -21,6 +22,8 @@ pub struct Message<'a> {
     transaction_id: TransactionId,
     /// Offset of the MESSAGE-INTEGRITY attribute header, if present.
     integrity_at: Option<usize>,
+    /// Offset of the MESSAGE-INTEGRITY-SHA256 attribute header, if present and not ignored.
+    integrity_sha256_at: Option<usize>,
     /// Offset of the FINGERPRINT attribute header, if present.
     fingerprint_at: Option<usize>,
 }
@@ -50,6 +53,7 @@ impl<'a> Message<'a> {
         let transaction_id = TransactionId(bytes[8..20].try_into().expect("header is 20 bytes"));
 
         let mut integrity_at = None;
+        let mut integrity_sha256_at = None;
         let mut fingerprint_at = None;
         let mut at = HEADER_LEN;
         while at < bytes.len() {
@@ -60,12 +64,20 @@ impl<'a> Message<'a> {
             if at + ATTR_HEADER_LEN + padded(len) > bytes.len() {
                 return Err(ParseError::AttributeOverrun);
             }
+            // RFC 8489 §9: after MESSAGE-INTEGRITY only MESSAGE-INTEGRITY-SHA256 and FINGERPRINT
+            // count, after MESSAGE-INTEGRITY-SHA256 only FINGERPRINT; ignored ones are not read.
             match typ {
-                AttrType::MESSAGE_INTEGRITY if integrity_at.is_none() => {
+                AttrType::MESSAGE_INTEGRITY if integrity_at.is_none() && integrity_sha256_at.is_none() => {
                     if len != INTEGRITY_LEN {
                         return Err(ParseError::BadIntegrityLength);
                     }
                     integrity_at = Some(at);
+                }
+                AttrType::MESSAGE_INTEGRITY_SHA256 if integrity_sha256_at.is_none() => {
+                    if !is_sha256_integrity_len(len) {
+                        return Err(ParseError::BadIntegrityLength);
+                    }
+                    integrity_sha256_at = Some(at);
                 }
                 AttrType::FINGERPRINT => {
                     if len != FINGERPRINT_LEN {
@@ -77,7 +89,7 @@ impl<'a> Message<'a> {
             }
             at += ATTR_HEADER_LEN + padded(len);
         }
-        Ok(Self { bytes, method, class, transaction_id, integrity_at, fingerprint_at })
+        Ok(Self { bytes, method, class, transaction_id, integrity_at, integrity_sha256_at, fingerprint_at })
     }
 
     pub fn method(&self) -> Method {
@@ -101,18 +113,24 @@ impl<'a> Message<'a> {
         self.integrity_at
     }
 
+    pub(crate) fn integrity_sha256_at(&self) -> Option<usize> {
+        self.integrity_sha256_at
+    }
+
     pub(crate) fn fingerprint_at(&self) -> Option<usize> {
         self.fingerprint_at
     }
 
-    /// The attributes the receiver must consider: everything before MESSAGE-INTEGRITY (what
-    /// follows it, except FINGERPRINT, is ignored; RFC 8489 §14.5), then MI and FINGERPRINT.
+    /// The attributes the receiver must consider (RFC 8489 §9): everything up to
+    /// MESSAGE-INTEGRITY, then only MESSAGE-INTEGRITY-SHA256 and FINGERPRINT; after
+    /// MESSAGE-INTEGRITY-SHA256 only FINGERPRINT.
     pub fn attributes(&self) -> Attributes<'a> {
         Attributes {
             bytes: self.bytes,
             at: HEADER_LEN,
             integrity_at: self.integrity_at,
-            done_integrity: false,
+            integrity_sha256_at: self.integrity_sha256_at,
+            after: After::Nothing,
         }
     }
 
@@ -124,6 +142,19 @@ impl<'a> Message<'a> {
     /// USERNAME as text.
     pub fn username(&self) -> Result<&'a str, AttributeError> {
         attr::decode_text(self.get(AttrType::USERNAME).ok_or(AttributeError::Missing)?)
+    }
+
+    /// USERHASH (RFC 8489 §14.4): SHA-256(username ":" realm), 32 bytes.
+    pub fn userhash(&self) -> Result<&'a [u8; 32], AttributeError> {
+        let value = self.get(AttrType::USERHASH).ok_or(AttributeError::Missing)?;
+        value.try_into().map_err(|_| AttributeError::Malformed)
+    }
+
+    /// PASSWORD-ALGORITHM (RFC 8489 §14.12): the algorithm's number and parameters.
+    pub fn password_algorithm(&self) -> Result<(u16, &'a [u8]), AttributeError> {
+        attr::decode_password_algorithm(
+            self.get(AttrType::PASSWORD_ALGORITHM).ok_or(AttributeError::Missing)?,
+        )
     }
 
     /// XOR-MAPPED-ADDRESS.
@@ -193,7 +224,16 @@ pub struct Attributes<'a> {
     bytes: &'a [u8],
     at: usize,
     integrity_at: Option<usize>,
-    done_integrity: bool,
+    integrity_sha256_at: Option<usize>,
+    after: After,
+}
+
+/// Which integrity attribute the iterator has passed, and so which attributes still count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum After {
+    Nothing,
+    Integrity,
+    IntegritySha256,
 }
 
 impl<'a> Iterator for Attributes<'a> {
@@ -206,11 +246,18 @@ impl<'a> Iterator for Attributes<'a> {
             let value = &self.bytes[self.at + ATTR_HEADER_LEN..self.at + ATTR_HEADER_LEN + len];
             let at = self.at;
             self.at += ATTR_HEADER_LEN + padded(len);
-            if self.done_integrity && typ != AttrType::FINGERPRINT {
-                continue; // after MESSAGE-INTEGRITY only FINGERPRINT counts
+            let counts = match self.after {
+                After::Nothing => true,
+                After::Integrity => Some(at) == self.integrity_sha256_at || typ == AttrType::FINGERPRINT,
+                After::IntegritySha256 => typ == AttrType::FINGERPRINT,
+            };
+            if !counts {
+                continue;
             }
             if Some(at) == self.integrity_at {
-                self.done_integrity = true;
+                self.after = After::Integrity;
+            } else if Some(at) == self.integrity_sha256_at {
+                self.after = After::IntegritySha256;
             }
             return Some(RawAttribute { typ, value });
         }

@@ -16,9 +16,9 @@
 
 use std::net::SocketAddr;
 
-use ring::hmac;
 use stun::{
-    AddressFamily, AttrType, BufferTooSmall, Class, ErrorCode, Message, MessageBuilder, Method, TransactionId,
+    AddressFamily, AttrType, BufferTooSmall, Class, ErrorCode, IntegrityKey, Message, MessageBuilder, Method,
+    PasswordAlgorithm, TransactionId,
 };
 
 pub use crate::server::{ChannelNumber, parse_channel_data, write_channel_data};
@@ -51,6 +51,23 @@ impl Default for AllocateOptions {
     }
 }
 
+/// How the client authenticates beyond what every RFC 5389 client does (USERNAME, MD5 key,
+/// MESSAGE-INTEGRITY): the RFC 8489 extensions, and ways to break them that tests need.
+#[derive(Clone, Debug, Default)]
+pub struct AuthOptions {
+    /// Sign with MESSAGE-INTEGRITY-SHA256 instead of MESSAGE-INTEGRITY.
+    pub sha256: bool,
+    /// Truncate MESSAGE-INTEGRITY-SHA256 to this many bytes (RFC 8489 §14.6); 32 when `None`.
+    pub sha256_len: Option<usize>,
+    /// Send USERHASH instead of USERNAME.
+    pub userhash: bool,
+    /// Make the key with this algorithm and say so in PASSWORD-ALGORITHM, echoing the
+    /// challenge's PASSWORD-ALGORITHMS.
+    pub password_algorithm: Option<PasswordAlgorithm>,
+    /// Send this PASSWORD-ALGORITHMS instead of the challenge's, as after a bid-down.
+    pub password_algorithms: Option<Vec<PasswordAlgorithm>>,
+}
+
 /// A response, read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
@@ -66,8 +83,10 @@ pub struct Response {
     pub address_error: Option<(u8, u16)>,
     /// UNKNOWN-ATTRIBUTES of a 420.
     pub unknown_attributes: Vec<u16>,
-    /// Whether MESSAGE-INTEGRITY checked out with the client's key (false when absent).
+    /// Whether MESSAGE-INTEGRITY (or -SHA256) checked out with the client's key (false when absent).
     pub signed: bool,
+    /// Whether the integrity that checked out was MESSAGE-INTEGRITY-SHA256.
+    pub signed_sha256: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,14 +111,35 @@ pub enum ClientError {
 pub struct Client {
     username: String,
     password: String,
+    options: AuthOptions,
     realm: Option<String>,
     nonce: Option<String>,
-    key: Option<hmac::Key>,
+    /// PASSWORD-ALGORITHMS of the last challenge, as it came.
+    offered_algorithms: Option<Vec<u8>>,
+    key: Option<IntegrityKey>,
 }
 
 impl Client {
     pub fn new(username: &str, password: &str) -> Self {
-        Self { username: username.into(), password: password.into(), realm: None, nonce: None, key: None }
+        Self::with_options(username, password, AuthOptions::default())
+    }
+
+    pub fn with_options(username: &str, password: &str, options: AuthOptions) -> Self {
+        Self {
+            username: username.into(),
+            password: password.into(),
+            options,
+            realm: None,
+            nonce: None,
+            offered_algorithms: None,
+            key: None,
+        }
+    }
+
+    /// Changes the options for the next requests; the key follows a new password algorithm at
+    /// the next challenge.
+    pub fn set_options(&mut self, options: AuthOptions) {
+        self.options = options;
     }
 
     pub fn username(&self) -> &str {
@@ -113,12 +153,13 @@ impl Client {
 
     /// Forgets realm, nonce and key, as a new client would start.
     pub fn forget(&mut self) {
-        (self.realm, self.nonce, self.key) = (None, None, None);
+        (self.realm, self.nonce, self.key, self.offered_algorithms) = (None, None, None, None);
     }
 
     /// Builds a request of `method`: `attributes` writes its own attributes, then come
-    /// USERNAME, REALM, NONCE and MESSAGE-INTEGRITY (once a challenge taught realm and nonce)
-    /// and FINGERPRINT.
+    /// USERNAME (or USERHASH), REALM, NONCE, PASSWORD-ALGORITHM and PASSWORD-ALGORITHMS when
+    /// chosen, and MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256 (once a challenge taught realm
+    /// and nonce), and FINGERPRINT.
     pub fn request(
         &self,
         buf: &mut [u8],
@@ -129,11 +170,28 @@ impl Client {
         let mut message = MessageBuilder::new(buf, method, Class::Request, transaction_id)?;
         attributes(&mut message)?;
         if let (Some(realm), Some(nonce), Some(key)) = (&self.realm, &self.nonce, &self.key) {
+            if self.options.userhash {
+                message.attribute(AttrType::USERHASH, &stun::userhash(&self.username, realm))?;
+            } else {
+                message.attribute(AttrType::USERNAME, self.username.as_bytes())?;
+            }
             message
-                .attribute(AttrType::USERNAME, self.username.as_bytes())?
                 .attribute(AttrType::REALM, realm.as_bytes())?
-                .attribute(AttrType::NONCE, nonce.as_bytes())?
-                .message_integrity(key)?;
+                .attribute(AttrType::NONCE, nonce.as_bytes())?;
+            if let Some(algorithm) = self.options.password_algorithm {
+                message.password_algorithm(algorithm)?;
+                match (&self.options.password_algorithms, &self.offered_algorithms) {
+                    (Some(list), _) => message.password_algorithms(list)?,
+                    (None, Some(offered)) => message.attribute(AttrType::PASSWORD_ALGORITHMS, offered)?,
+                    (None, None) => &mut message,
+                };
+            }
+            if self.options.sha256 {
+                let len = self.options.sha256_len.unwrap_or(32);
+                message.message_integrity_sha256_truncated(key.sha256(), len)?;
+            } else {
+                message.message_integrity(key.sha1())?;
+            }
         }
         message.fingerprint()?;
         Ok((transaction_id, message.finish()))
@@ -247,13 +305,15 @@ impl Client {
             Class::Error => Some(message.error_code().map(|(code, _)| code).unwrap_or(0)),
             _ => return Err(ClientError::NotAResponse),
         };
-        let signed = match (&self.key, message.get(AttrType::MESSAGE_INTEGRITY)) {
-            (Some(key), Some(_)) => {
-                message.verify_integrity(key).map_err(|_| ClientError::BadIntegrity)?;
+        let signed_sha256 = message.has_integrity_sha256();
+        let signed = match &self.key {
+            Some(key) if signed_sha256 || message.get(AttrType::MESSAGE_INTEGRITY).is_some() => {
+                message.verify_any_integrity(key).map_err(|_| ClientError::BadIntegrity)?;
                 true
             }
             _ => false,
         };
+        let signed_sha256 = signed && signed_sha256;
         let outcome = match error {
             None => Outcome::Success,
             Some(code) if code == ErrorCode::UNAUTHENTICATED.0 || code == ErrorCode::STALE_NONCE.0 => {
@@ -279,6 +339,7 @@ impl Client {
             address_error: None,
             unknown_attributes: Vec::new(),
             signed,
+            signed_sha256,
         };
         for attribute in message.attributes() {
             match attribute.typ {
@@ -310,9 +371,11 @@ impl Client {
     fn learn(&mut self, message: &Message<'_>) {
         let text = |typ| message.get(typ).map(stun::decode_text);
         if let (Some(Ok(realm)), Some(Ok(nonce))) = (text(AttrType::REALM), text(AttrType::NONCE)) {
-            self.key = Some(stun::long_term_key(&self.username, realm, &self.password));
+            let algorithm = self.options.password_algorithm.unwrap_or(PasswordAlgorithm::Md5);
+            self.key = Some(stun::long_term_key_with(algorithm, &self.username, realm, &self.password));
             self.realm = Some(realm.into());
             self.nonce = Some(nonce.into());
+            self.offered_algorithms = message.get(AttrType::PASSWORD_ALGORITHMS).map(<[u8]>::to_vec);
         }
     }
 }

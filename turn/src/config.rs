@@ -113,8 +113,8 @@ pub struct TurnConfig {
     pub log_level: LevelFilter,
     /// `kernel-relay-interface` (ours, repeatable): interfaces on whose ingress the in-kernel
     /// ChannelData relay runs (`crate::offload`). Empty: the daemon relays everything itself.
-    /// Needs CAP_BPF and CAP_NET_ADMIN, a specific `listening-ip`, and relays only UDP, IPv4,
-    /// channel-bound traffic of allocations without `max-bps`.
+    /// Needs CAP_BPF and CAP_NET_ADMIN, `listening-ip`s that are all specific addresses, and
+    /// relays only UDP, IPv4, channel-bound traffic of allocations without `max-bps`.
     pub kernel_relay_interfaces: Vec<String>,
 }
 
@@ -262,10 +262,14 @@ impl TurnConfig {
         if self.no_udp && self.no_tcp && (self.no_tls || self.cert.is_none()) {
             return Err("every listener is off (no-udp, no-tcp, and no TLS)".into());
         }
-        let udp_listens_on_one_address = self.listening_ips.first().is_some_and(|ip| !ip.is_unspecified());
-        if !self.kernel_relay_interfaces.is_empty() && (self.no_udp || !udp_listens_on_one_address) {
-            return Err("kernel-relay-interface relays UDP for one address: it needs UDP on and a specific \
-                        listening-ip (the program matches the address clients reach)"
+        // UDP listens on every listening-ip; a wildcard among them would be a server address
+        // the program cannot match.
+        let udp_listens_on_specific_addresses =
+            !self.listening_ips.is_empty() && self.listening_ips.iter().all(|ip| !ip.is_unspecified());
+        if !self.kernel_relay_interfaces.is_empty() && (self.no_udp || !udp_listens_on_specific_addresses) {
+            return Err("kernel-relay-interface relays UDP for specific addresses: it needs UDP on and \
+                        every listening-ip a specific address, none a wildcard (the program matches \
+                        the exact address clients reach)"
                 .into());
         }
         // The server's own addresses are never peers (a relay to itself loops).
@@ -459,5 +463,16 @@ prometheus-address=127.0.0.1
         assert_eq!(config.log_level, LevelFilter::INFO, "the default");
         let config = TurnConfig::parse("lt-cred-mech\nuser=a:b\nrealm=r\nlog-level=debug\n").unwrap().config;
         assert_eq!(config.log_level, LevelFilter::DEBUG);
+    }
+
+    #[test]
+    fn the_kernel_relay_needs_every_listening_ip_specific() {
+        let base = "lt-cred-mech\nuser=a:b\nrealm=r\nkernel-relay-interface=lo\n";
+        let parse = |ips: &str| TurnConfig::parse(&format!("{base}{ips}")).map(|_| ());
+        assert_eq!(parse("listening-ip=192.0.2.1\nlistening-ip=2001:db8::1\n"), Ok(()));
+        for ips in ["", "listening-ip=0.0.0.0\n", "listening-ip=192.0.2.1\nlistening-ip=::\n"] {
+            let error = parse(ips).unwrap_err();
+            assert!(error.contains("every listening-ip a specific address"), "{ips:?}: {error}");
+        }
     }
 }

@@ -248,10 +248,9 @@ fn start_udp(
     }
     let engine = udp::engine_defaults();
     let listener = udp::start_udp(config, Arc::clone(shared), nonce_key, &engine).map_err(RunError::Io)?;
-    for note in listener.notes() {
-        tracing::info!("{note}");
+    for addr in listener.local_addrs() {
+        tracing::info!("listening on {addr} (UDP)");
     }
-    tracing::info!("listening on {} (UDP)", listener.local_addr());
     Ok(Some(listener))
 }
 

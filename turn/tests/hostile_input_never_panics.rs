@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use stun::{AttrType, Class, MessageBuilder, Method, TransactionId};
-use turn::client::{Client, write_channel_data};
+use stun::{AttrType, Class, MessageBuilder, Method, PasswordAlgorithm, TransactionId};
+use turn::client::{AuthOptions, Client, write_channel_data};
 use turn::server::{ChannelNumber, ClientTuple, RelayId, Transport, frame_len};
 
 const PEER: &str = "93.184.216.34:5000";
@@ -32,8 +32,10 @@ fn still_relays(h: &mut Harness) {
     assert_eq!(h.io.to_peer.len(), before + 1);
 }
 
-/// Valid requests and indications of every kind, signed, to mutate.
-fn valid_messages(client: &Client) -> Vec<Vec<u8>> {
+/// Valid requests and indications of every kind, signed, to mutate; and requests with RFC
+/// 8489's USERHASH, PASSWORD-ALGORITHM(S) and MESSAGE-INTEGRITY-SHA256 from a client the harness
+/// challenged.
+fn valid_messages(h: &mut Harness, client: &Client) -> Vec<Vec<u8>> {
     let t = TransactionId([4; 12]);
     let mut out = Vec::new();
     let mut buf = [0u8; 1504];
@@ -45,6 +47,16 @@ fn valid_messages(client: &Client) -> Vec<Vec<u8>> {
     push(client.send_indication(&mut buf, t, addr(PEER), b"payload", true).unwrap(), &buf);
     push(client.binding(&mut buf, t).unwrap(), &buf);
     push(write_channel_data(&mut buf, ChannelNumber::new(0x4000).unwrap(), b"data", true).unwrap(), &buf);
+    let options = AuthOptions {
+        sha256: true,
+        userhash: true,
+        password_algorithm: Some(PasswordAlgorithm::Sha256),
+        ..AuthOptions::default()
+    };
+    let mut modern = Client::with_options("ada", "lovelace", options);
+    h.once(&udp(5), &mut modern, &|c, buf, t| c.refresh(buf, t, None, None));
+    push(modern.allocate(&mut buf, t, &Default::default()).unwrap().1, &buf);
+    push(modern.refresh(&mut buf, t, Some(600), None).unwrap().1, &buf);
     out
 }
 
@@ -59,6 +71,10 @@ fn attribute_type() -> impl Strategy<Value = AttrType> {
         Just(AttrType::REALM),
         Just(AttrType::NONCE),
         Just(AttrType::MESSAGE_INTEGRITY),
+        Just(AttrType::MESSAGE_INTEGRITY_SHA256),
+        Just(AttrType::PASSWORD_ALGORITHM),
+        Just(AttrType::PASSWORD_ALGORITHMS),
+        Just(AttrType::USERHASH),
         Just(AttrType::LIFETIME),
         Just(AttrType::XOR_PEER_ADDRESS),
         Just(AttrType::DATA),
@@ -96,14 +112,14 @@ proptest! {
 
     #[test]
     fn mutated_valid_messages(
-        which in 0usize..7,
+        which in 0usize..9,
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
         cut in any::<prop::sample::Index>(),
         truncate in any::<bool>(),
         tuple in client_tuple(),
     ) {
         let (mut h, client, _) = established();
-        let mut message = valid_messages(&client)[which].clone();
+        let mut message = valid_messages(&mut h, &client)[which].clone();
         for (at, byte) in &flips {
             let i = at.index(message.len());
             message[i] ^= byte;

@@ -105,3 +105,68 @@ fn channel_data_is_relayed_by_the_kernel_both_ways_and_handed_back_when_the_allo
     assert_eq!(metric(&shared, "turn_kernel_relayed_packets_total{direction=\"client_to_peer\"}"), MESSAGES);
     drop(listener);
 }
+
+/// What `systemd/meeting-turn-kernel-relay.conf` grants is enough: the daemon, as an
+/// unprivileged user holding only CAP_BPF and CAP_NET_ADMIN, attaches the relay and serves;
+/// without them it refuses to start and says what it needs.
+#[test]
+fn the_daemon_needs_cap_bpf_and_cap_net_admin_and_nothing_more() {
+    let dir = std::env::temp_dir().join(format!("kernel-relay-caps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("turnserver.conf");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        &config,
+        format!(
+            "listening-ip=127.0.0.1\nlistening-port={port}\nmin-port=61440\nmax-port=61449\nno-tcp\nno-tls\n\
+             use-auth-secret\nstatic-auth-secret={SECRET}\nrealm={REALM}\nkernel-relay-interface=lo\n"
+        ),
+    )
+    .unwrap();
+    // Readable by the unprivileged user.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let run_as_nobody = |caps: &str| {
+        let mut child = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(format!("--inh-caps=-all{caps}"))
+            .arg(format!("--ambient-caps=-all{caps}"))
+            .arg(format!("--bounding-set=-all{caps}"))
+            .arg(env!("CARGO_BIN_EXE_turn"))
+            .arg("--config")
+            .arg(&config)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("setpriv (util-linux) runs");
+        let stderr = child.stderr.take().unwrap();
+        let (lines, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        let mut log = String::new();
+        while let Ok(line) = seen.recv_timeout(Duration::from_secs(10)) {
+            log.push_str(&line);
+            log.push('\n');
+            if line.ends_with(" ready") || line.contains("ERROR") {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        (log, status)
+    };
+
+    let (log, _) = run_as_nobody(",+bpf,+net_admin");
+    assert!(log.contains("kernel relay attached"), "{log}");
+    assert!(log.lines().any(|l| l.ends_with(" ready")), "{log}");
+
+    let (log, status) = run_as_nobody("");
+    assert!(!status.success());
+    assert!(log.contains("kernel relay") && log.contains("CAP_BPF and CAP_NET_ADMIN"), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,7 +1,8 @@
 //! TURN over UDP on the packet engine, with each backend: our own client allocates with REST
 //! API credentials over real loopback sockets, relays to a peer with Send and Data indications
 //! and over a channel, and deletes the allocation (its relay socket closes); a loopback peer is
-//! refused unless allowed; EVEN-PORT with a reservation; a full port range answers 508.
+//! refused unless allowed; EVEN-PORT with a reservation; a full port range answers 508; with
+//! two listening-ips (IPv4 and IPv6) clients on each are answered from the address they use.
 
 mod udp_harness;
 
@@ -153,6 +154,69 @@ fn a_dual_allocation_binds_a_relay_of_each_family() {
         assert_eq!(code(&client.refresh(Some(0))), 0);
         assert_eq!(wait_sockets_open(&listener, 0), 0, "{backend:?}");
         assert!(listener.stop());
+    }
+}
+
+#[test]
+fn clients_on_each_listening_ip_are_answered_from_it_and_relayed() {
+    for backend in BACKENDS {
+        let (listener, _) =
+            start(&config((61700, 61799), "allow-loopback-peers\nlistening-ip=::1"), backend, 2);
+        let [v4, v6] = [listener.local_addrs()[0], listener.local_addrs()[1]];
+        assert_eq!(listener.local_addrs().len(), 2, "{backend:?}");
+        assert_eq!((v4.ip(), v6.ip()), (ip(SERVER_IP), ip("::1")), "{backend:?}");
+        assert_eq!(listener.relay_ips(), &[ip(SERVER_IP), ip("::1")]);
+
+        // `recv` asserts that every answer comes from the address the client sent to.
+        let mut on_v4 = UdpClient::new(v4);
+        let allocated = on_v4.allocate(AllocateOptions::default());
+        assert_eq!(code(&allocated), 0, "{backend:?}: {allocated:?}");
+        assert_eq!(allocated.relayed[0].ip(), ip(SERVER_IP));
+        assert_eq!(allocated.mapped, Some(on_v4.local_addr()));
+
+        // An IPv6 client on the IPv6 listener gets the IPv6 relay it asks for, and the IPv4 one
+        // (the first IPv4 listening-ip) by default.
+        let mut asks_v6 = UdpClient::new(v6);
+        let six = asks_v6.allocate(AllocateOptions {
+            family: Some(stun::AddressFamily::V6),
+            ..AllocateOptions::default()
+        });
+        assert_eq!(code(&six), 0, "{backend:?}: {six:?}");
+        assert_eq!(six.relayed[0].ip(), ip("::1"), "{backend:?}");
+        assert_eq!(six.mapped, Some(asks_v6.local_addr()));
+        let mut on_v6 = UdpClient::new(v6);
+        let default = on_v6.allocate(AllocateOptions::default());
+        assert_eq!(code(&default), 0, "{backend:?}: {default:?}");
+        assert_eq!(default.relayed[0].ip(), ip(SERVER_IP));
+        assert_eq!(wait_sockets_open(&listener, 3), 3, "{backend:?}");
+
+        // Each IPv4-relayed client reaches a peer and hears back on its own listener, with Send
+        // and Data indications and over a channel.
+        let peer = peer();
+        let peer_addr = peer.local_addr().unwrap();
+        let mut buf = [0u8; 2048];
+        for (client, relayed) in [(&mut on_v4, allocated.relayed[0]), (&mut on_v6, default.relayed[0])] {
+            assert_eq!(code(&client.permit(&[peer_addr])), 0, "{backend:?}");
+            let len =
+                client.client.send_indication(&mut buf, TransactionId([2; 12]), peer_addr, b"hi", false);
+            client.send(&buf[..len.unwrap()]);
+            let (n, from) = peer_recv(&peer, &mut buf);
+            assert_eq!((&buf[..n], from), (&b"hi"[..], relayed), "{backend:?} via {}", client.server);
+            peer.send_to(b"back", relayed).unwrap();
+            let n = client.recv(&mut buf).expect("a Data indication");
+            assert_eq!(parse_data_indication(&buf[..n]), Some((peer_addr, &b"back"[..])), "{backend:?}");
+
+            assert_eq!(code(&client.bind(0x4001, peer_addr)), 0, "{backend:?}");
+            peer.send_to(b"over the channel", relayed).unwrap();
+            let n = client.recv(&mut buf).expect("ChannelData");
+            let channel = ChannelNumber::new(0x4001).unwrap();
+            assert_eq!(parse_channel_data(&buf[..n]), Some((channel, &b"over the channel"[..])));
+        }
+        for client in [&mut on_v4, &mut asks_v6, &mut on_v6] {
+            assert_eq!(code(&client.refresh(Some(0))), 0, "{backend:?}");
+        }
+        assert_eq!(wait_sockets_open(&listener, 0), 0, "{backend:?}");
+        assert!(listener.stop(), "{backend:?}");
     }
 }
 

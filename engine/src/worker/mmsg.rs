@@ -7,7 +7,7 @@
 //! within the turn, and a socket the handler closed is closed at the end of the turn: nothing
 //! can still refer to it.
 //!
-//! Readiness comes from one epoll instance (level-triggered) holding the listener, every
+//! Readiness comes from one epoll instance (level-triggered) holding the listeners, every
 //! socket the handler opened and the worker's eventfd; the sockets it reports go on a ready
 //! list, and a socket stays on it while its reads fill whole batches. So a turn costs a read
 //! per socket that has datagrams, not per socket open. With nothing to read the worker sleeps
@@ -127,12 +127,15 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
     let WorkerSetup { mut core, shutdown, mmsg_batch, gso, ready, .. } = setup;
     let mut poller = Poller::new()?;
     let epoll = poller.epoll.as_raw_fd();
-    epoll_ctl(epoll, libc::EPOLL_CTL_ADD, core.sockets.entries[0].fd, 0)?;
+    for index in core.sockets.listener_indexes() {
+        let entry = &mut core.sockets.entries[usize::from(index)];
+        epoll_ctl(epoll, libc::EPOLL_CTL_ADD, entry.fd, u64::from(index))?;
+        entry.ready = true;
+        core.sockets.ready.push(index);
+    }
     epoll_ctl(epoll, libc::EPOLL_CTL_ADD, core.mesh.waker().fd(), WAKER_TOKEN)?;
     // From here on sockets the handler opens join the epoll set as they open.
     core.sockets.epoll = Some(epoll);
-    core.sockets.entries[0].ready = true;
-    core.sockets.ready.push(0);
     let mut rx = Batch::new(mmsg_batch);
     let mut sender =
         Sender { tx: SendBatch::new(mmsg_batch, gso), blocked: Vec::with_capacity(core.pending.capacity()) };
@@ -179,7 +182,7 @@ pub fn run<H: Handler>(setup: WorkerSetup, mut handler: H) -> io::Result<()> {
         if more {
             // Read again before sleeping. Sockets that became readable meanwhile join the
             // ready list now, or one busy socket would keep the others waiting.
-            if core.sockets.extra_open() > 0 {
+            if core.sockets.several() {
                 poller.wait(&mut core, Some(Duration::ZERO));
             }
             continue;
@@ -280,9 +283,9 @@ fn receive_batch<H: Handler>(
             Some(libc::EAGAIN | libc::EINTR) => 0,
             // ICMP errors queued on the socket surface here; they are not ours to act on.
             Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH) => 0,
-            // The listener failing is the worker failing; a socket the handler opened failing
+            // A listener failing is the worker failing; a socket the handler opened failing
             // is that socket's problem (it is read again when epoll reports it).
-            _ if socket != 0 => 0,
+            _ if !core.sockets.is_listener(socket) => 0,
             _ => {
                 release_unused(core, rx, 0, ready);
                 return Err(error);

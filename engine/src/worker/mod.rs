@@ -1,5 +1,5 @@
-//! A worker: one thread, one core, its sockets (the shared listener and those its handler
-//! opened), one share of the pool.
+//! A worker: one thread, one core, its sockets (the shared listeners, one per listen address,
+//! and those its handler opened), one share of the pool.
 //!
 //! [`Core`] is what both backends share: it runs the handler on a received slot, turns its
 //! answer into transmits (queued locally or handed to another core), releases slots when
@@ -42,7 +42,7 @@ pub struct Core {
     fanout: Vec<Destination>,
     /// When the kernel's drop count for our socket was last read.
     drops_sampled: Instant,
-    /// The listener and the sockets the handler opened.
+    /// The listeners and the sockets the handler opened.
     pub(crate) sockets: SocketTable,
     /// When the worker last came back from a wait; `None` while it waits (or before its first).
     awake_since: Option<Instant>,
@@ -176,25 +176,27 @@ impl Core {
         self.dispatch(transmit, to)
     }
 
-    /// Queues a transmit here or hands it to the worker that must send it. A socket other than
-    /// the listener must be open on this worker and sent from here: hand-offs carry listener
-    /// sends only.
+    /// Queues a transmit here or hands it to the worker that must send it. A listener sits
+    /// at the same index on every worker, so any worker sends from it; any other socket must
+    /// be open on this worker and sent from here: hand-offs carry listener sends only.
     #[inline]
     fn dispatch(&mut self, mut transmit: Transmit, to: Destination) -> bool {
-        if to.socket != SocketId::LISTENER {
+        let index = if to.socket.is_listener() {
+            // Not one of ours only when the id came from an engine with more listen addresses.
+            self.sockets.is_listener(to.socket.index).then_some(to.socket.index)
+        } else {
             let here = match to.via {
                 Via::Here => true,
                 Via::Worker(worker) => worker == self.id,
             };
-            match self.sockets.sending_index(to.socket) {
-                Some(index) if here => transmit.socket = index,
-                _ => {
-                    self.counters.drop(DropReason::UnknownSocket);
-                    self.release(&transmit);
-                    return false;
-                }
-            }
-        }
+            self.sockets.sending_index(to.socket).filter(|_| here)
+        };
+        let Some(index) = index else {
+            self.counters.drop(DropReason::UnknownSocket);
+            self.release(&transmit);
+            return false;
+        };
+        transmit.socket = index;
         match to.via {
             Via::Worker(worker) if worker != self.id => match self.mesh.hand_off(worker, transmit) {
                 Ok(()) => {
@@ -282,13 +284,20 @@ impl Core {
         self.counters.sockets_open = self.sockets.held() as u64;
     }
 
-    /// Reads the kernel's drop counter for the listener, at most twice a second (one syscall).
-    /// (Sockets the handler opened are not sampled: one syscall each would not stay cheap.)
+    /// Reads the kernel's drop counters for the listeners, at most twice a second (one syscall
+    /// per listen address). (Sockets the handler opened are not sampled: one syscall each would
+    /// not stay cheap.)
     pub(crate) fn sample_kernel_drops(&mut self, now: Instant) {
         if now.duration_since(self.drops_sampled) >= KERNEL_DROPS_PERIOD {
             self.drops_sampled = now;
-            self.counters.syscalls += 1;
-            if let Some(drops) = crate::socket::kernel_drops(self.sockets.listener()) {
+            let mut total = None;
+            for listener in self.sockets.listeners() {
+                self.counters.syscalls += 1;
+                if let Some(drops) = crate::socket::kernel_drops(listener) {
+                    total = Some(total.unwrap_or(0) + drops);
+                }
+            }
+            if let Some(drops) = total {
                 self.counters.kernel_rx_drops = drops;
             }
         }
@@ -359,7 +368,7 @@ impl Ready {
 /// Everything a worker thread needs; consumed by a backend's `run`.
 #[derive(Debug)]
 pub struct WorkerSetup {
-    /// Holds the worker's listener in its socket table.
+    /// Holds the worker's listeners in its socket table.
     pub core: Core,
     pub shutdown: Arc<Shutdown>,
     pub mmsg_batch: usize,

@@ -1,9 +1,11 @@
-//! The sockets of one worker: the listener it shares with the other workers (SO_REUSEPORT)
-//! and the extra sockets its handler opens and closes at run time (a TURN server's relay
-//! sockets).
+//! The sockets of one worker: the listeners it shares with the other workers (SO_REUSEPORT,
+//! one per listen address) and the extra sockets its handler opens and closes at run time (a
+//! TURN server's relay sockets).
 //!
-//! A socket is an entry of a table, indexed by the low half of its [`SocketId`]. Index 0 is
-//! the listener. An entry goes Free → Open (`open`) → Closing (`close`) → Free
+//! A socket is an entry of a table, indexed by the low half of its [`SocketId`]. The first
+//! entries are the listeners, in listen address order, with generation 0; they never close,
+//! so every worker has listener `i` at index `i` and a hand-off can name one by index. An
+//! extra socket's entry goes Free → Open (`open`) → Closing (`close`) → Free
 //! (`finish_close`): Closing means the handler is done with it (nothing received is handled,
 //! nothing new is sent from it) but the kernel may still hold an operation on it (io_uring: the
 //! multishot receive until its last completion, sends waiting for room), so the descriptor
@@ -73,6 +75,8 @@ impl Entry {
 #[derive(Debug)]
 pub(crate) struct SocketTable {
     pub(crate) entries: Vec<Entry>,
+    /// Entries `0..listeners` are the listeners.
+    listeners: u16,
     /// Indexes free for reuse, oldest first, so one index is reused as rarely as possible.
     free: VecDeque<u16>,
     /// Extra sockets the handler holds (Open), the number the limit applies to.
@@ -92,12 +96,18 @@ pub(crate) struct SocketTable {
 }
 
 impl SocketTable {
-    /// A table holding the listener, allowing `limit` extra sockets with `buffer`-byte kernel
-    /// buffers.
-    pub(crate) fn new(listener: UdpSocket, limit: usize, buffer: usize) -> io::Result<Self> {
-        let local = listener.local_addr()?;
+    /// A table holding the listeners (at least one), allowing `limit` extra sockets with
+    /// `buffer`-byte kernel buffers.
+    pub(crate) fn new(listeners: Vec<UdpSocket>, limit: usize, buffer: usize) -> io::Result<Self> {
+        debug_assert!(!listeners.is_empty() && listeners.len() < MAX_ENTRIES);
+        let mut entries = Vec::with_capacity(listeners.len());
+        for listener in listeners {
+            let local = listener.local_addr()?;
+            entries.push(Entry::new(listener, local, SocketId::LISTENER.generation));
+        }
         let mut table = Self {
-            entries: vec![Entry::new(listener, local, SocketId::LISTENER.generation)],
+            listeners: entries.len() as u16,
+            entries,
             free: VecDeque::new(),
             open: 0,
             held: 0,
@@ -112,9 +122,29 @@ impl SocketTable {
         Ok(table)
     }
 
-    /// The listener.
-    pub(crate) fn listener(&self) -> &UdpSocket {
-        self.entries[0].socket.as_ref().expect("the listener is never closed")
+    /// The listeners, in listen address order.
+    pub(crate) fn listeners(&self) -> impl Iterator<Item = &UdpSocket> {
+        let entries = &self.entries[..usize::from(self.listeners)];
+        entries.iter().map(|e| e.socket.as_ref().expect("a listener is never closed"))
+    }
+
+    /// Indexes of the listeners.
+    pub(crate) fn listener_indexes(&self) -> std::ops::Range<u16> {
+        0..self.listeners
+    }
+
+    /// Whether table index `index` is a listener.
+    #[inline]
+    pub(crate) fn is_listener(&self, index: u16) -> bool {
+        index < self.listeners
+    }
+
+    /// The listener bound to `local`.
+    #[inline]
+    pub(crate) fn listener_at(&self, local: SocketAddr) -> Option<SocketId> {
+        let entries = &self.entries[..usize::from(self.listeners)];
+        let index = entries.iter().position(|e| e.local == local)?;
+        Some(self.id(index as u16))
     }
 
     /// Extra sockets whose descriptor is open.
@@ -123,8 +153,16 @@ impl SocketTable {
     }
 
     /// Extra sockets the handler holds.
+    #[cfg(test)]
     pub(crate) fn extra_open(&self) -> usize {
         self.open
+    }
+
+    /// Whether the worker receives on more than one socket (several listen addresses, or
+    /// sockets the handler opened), so one busy socket could keep others waiting.
+    #[inline]
+    pub(crate) fn several(&self) -> bool {
+        self.listeners > 1 || self.open > 0
     }
 
     /// The id of the socket at `index` as the handler knows it.
@@ -147,10 +185,11 @@ impl SocketTable {
     }
 
     /// Whether datagrams sent from open socket `id` may be fragmented (IPv4: the DF bit; IPv6:
-    /// fragmenting at this host). `NotFound` for the listener (shared with other workers) and
+    /// fragmenting at this host). `NotFound` for the listeners (shared with other workers) and
     /// for ids that are not open.
     pub(crate) fn set_dont_fragment(&self, id: SocketId, on: bool, syscalls: &mut u64) -> io::Result<()> {
-        let index = self.sending_index(id).filter(|&i| i != 0).ok_or(io::ErrorKind::NotFound)?;
+        let index =
+            self.sending_index(id).filter(|&i| !self.is_listener(i)).ok_or(io::ErrorKind::NotFound)?;
         let entry = &self.entries[usize::from(index)];
         let socket = entry.socket.as_ref().ok_or(io::ErrorKind::NotFound)?;
         *syscalls += 1;
@@ -187,12 +226,13 @@ impl SocketTable {
         }
         let i = usize::from(index);
         if i == self.entries.len() {
-            // First generation 1: LISTENER's 0 is never an extra socket's id.
+            // First generation 1: the listeners' 0 is never an extra socket's id.
             self.entries.push(Entry::new(socket, local, 1));
             self.reserve_lists();
         } else {
             self.free.pop_front();
-            let generation = self.entries[i].generation.wrapping_add(1);
+            // Skips 0 when it wraps, for the same reason (`SocketId::is_listener`).
+            let generation = self.entries[i].generation.wrapping_add(1).max(1);
             self.entries[i] = Entry::new(socket, local, generation);
         }
         if self.epoll.is_none() {
@@ -203,9 +243,9 @@ impl SocketTable {
         Ok((self.id(index), local))
     }
 
-    /// Moves an open extra socket to Closing. False for the listener and unknown ids.
+    /// Moves an open extra socket to Closing. False for the listeners and unknown ids.
     pub(crate) fn close(&mut self, id: SocketId) -> bool {
-        if id.index == 0 || self.sending_index(id).is_none() {
+        if id.is_listener() || self.sending_index(id).is_none() {
             return false;
         }
         self.entries[usize::from(id.index)].state = State::Closing;
@@ -266,7 +306,7 @@ mod tests {
 
     fn table(limit: usize) -> SocketTable {
         let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
-        SocketTable::new(listener, limit, 0).unwrap()
+        SocketTable::new(vec![listener], limit, 0).unwrap()
     }
 
     #[test]
@@ -305,5 +345,25 @@ mod tests {
         assert_eq!((sockets.extra_open(), sockets.held()), (2, 3));
         assert!(!sockets.close(SocketId::LISTENER));
         assert!(sockets.delivers(0));
+    }
+
+    #[test]
+    fn every_listener_is_a_listener_and_extra_sockets_come_after_them() {
+        let listeners: Vec<_> = ["127.0.0.1:0", "127.0.0.1:0"].map(|a| UdpSocket::bind(a).unwrap()).into();
+        let locals: Vec<_> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        let mut sockets = SocketTable::new(listeners, 1, 0).unwrap();
+        let second = sockets.listener_at(locals[1]).expect("the second listener");
+        assert_eq!((second.index(), second.is_listener()), (1, true));
+        assert_eq!(sockets.listener_at(locals[0]), Some(SocketId::LISTENER));
+        assert_eq!(sockets.local_addr(second), Some(locals[1]));
+        assert!(!sockets.close(second), "a listener never closes");
+        assert_eq!(
+            sockets.set_dont_fragment(second, true, &mut 0).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+
+        let (extra, local) = sockets.open("127.0.0.1:0".parse().unwrap(), &mut 0).unwrap();
+        assert_eq!((extra.index(), extra.is_listener()), (2, false));
+        assert_eq!(sockets.listener_at(local), None, "an extra socket is no listener");
     }
 }

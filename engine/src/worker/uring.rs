@@ -10,7 +10,7 @@
 //! which io_uring retries when the socket has room; those are submitted with the wait for the
 //! next completions, one `io_uring_enter` per turn.
 //!
-//! Every socket of the worker (the listener and those the handler opened) has its own
+//! Every socket of the worker (the listeners and those the handler opened) has its own
 //! multishot `RECVMSG`, all drawing from the one buffer ring; a completion's user data carries
 //! the socket's table index. When the ring runs dry each receive that finds it empty ends
 //! (ENOBUFS) and goes on the `unarmed` list, to be re-armed once slots are back in the ring.
@@ -259,7 +259,8 @@ struct Worker<H> {
 /// Runs a worker until shutdown.
 pub fn run<H: Handler>(setup: WorkerSetup, handler: H) -> io::Result<()> {
     let WorkerSetup { mut core, shutdown, ready, gso, batch_wait_us, .. } = setup;
-    core.sockets.unarmed.push(0);
+    let listeners = core.sockets.listener_indexes();
+    core.sockets.unarmed.extend(listeners);
     let slots = core.pool.worker_slots(core.id);
     let send_capacity = core.pending.capacity();
     let (ring, _) = build_ring(RING_ENTRIES).map_err(explain_enomem)?;

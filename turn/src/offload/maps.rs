@@ -52,8 +52,12 @@ fn entries(route: &ChannelRoute) -> Option<(Entries, [SocketAddrV4; 4])> {
 
 impl Maps {
     pub fn load(interfaces: &[String]) -> Result<Self, String> {
-        let mut program =
-            EbpfLoader::new().load(PROGRAM).map_err(|e| format!("kernel relay: loading: {e}"))?;
+        let mut program = EbpfLoader::new().load(PROGRAM).map_err(|e| {
+            format!(
+                "kernel relay: loading: {e} (loading needs CAP_BPF and CAP_NET_ADMIN: see \
+                 systemd/meeting-turn-kernel-relay.conf)"
+            )
+        })?;
         let classifier: &mut SchedClassifier = program
             .program_mut("turn_relay")
             .ok_or("kernel relay: the object has no turn_relay program")?

@@ -112,7 +112,7 @@ impl Server {
             Ok(request) => request,
             Err(code) => return self.sent(reply.error(io, tuple, code)),
         };
-        let ticket = match self.shared.quota.acquire(auth.username) {
+        let ticket = match self.shared.quota.acquire(&auth.username) {
             Ok(ticket) => ticket,
             Err(_) => {
                 self.shared.metrics.quota_rejection();
@@ -149,7 +149,7 @@ impl Server {
         self.table.insert(
             *tuple,
             Allocation {
-                username: auth.username.into(),
+                username: auth.username.as_ref().into(),
                 key: auth.key.clone(),
                 relays: opened.relays,
                 expires,

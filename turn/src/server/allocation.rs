@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ring::hmac;
-use stun::{AddressFamily, TransactionId};
+use stun::{AddressFamily, IntegrityKey, TransactionId};
 
 use super::bandwidth::TokenBucket;
 use super::channel::ChannelNumber;
@@ -55,7 +54,7 @@ pub(crate) struct Allocation {
     /// The long-term key the allocation was made with: later requests on its 5-tuple are
     /// checked against it, so a REST API credential that expires mid-meeting keeps working for
     /// the allocation it already made.
-    pub key: hmac::Key,
+    pub key: IntegrityKey,
     /// Relayed addresses by family: [IPv4, IPv6]; a dual allocation has both.
     pub relays: [Option<Relay>; 2],
     pub expires: Instant,

@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
-use stun::{AttrType, Class, ErrorCode, Message, Method};
+use stun::{AttrType, Class, ErrorCode, IntegrityKey, Message, Method};
 
 pub use allocation::{
     CHANNEL_LIFETIME, CHANNEL_QUARANTINE, MAX_CHANNELS, MAX_PERMISSIONS, PERMISSION_LIFETIME,
@@ -85,11 +85,15 @@ const UDP: u8 = 17;
 
 /// The attributes this server understands; a request with any other comprehension-required
 /// attribute gets 420 (RFC 8489 §6.3.1).
-const KNOWN_ATTRIBUTES: [AttrType; 21] = [
+const KNOWN_ATTRIBUTES: [AttrType; 24] = [
     AttrType::USERNAME,
     AttrType::MESSAGE_INTEGRITY,
     AttrType::REALM,
     AttrType::NONCE,
+    // RFC 8489's long-term credential extensions (PASSWORD-ALGORITHMS, 0x8002, is optional).
+    AttrType::MESSAGE_INTEGRITY_SHA256,
+    AttrType::PASSWORD_ALGORITHM,
+    AttrType::USERHASH,
     AttrType::ERROR_CODE,
     AttrType::XOR_MAPPED_ADDRESS,
     AttrType::CHANNEL_NUMBER,
@@ -267,7 +271,7 @@ impl Server {
         &self,
         tuple: &ClientTuple,
         message: &Message<'_>,
-        key: Option<&hmac::Key>,
+        key: Option<&IntegrityKey>,
         io: &mut impl TurnIo,
     ) -> bool {
         let mut unknown = [AttrType(0); 16];

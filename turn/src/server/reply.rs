@@ -1,26 +1,32 @@
 //! Writing responses straight into the I/O layer's buffer.
 
-use ring::hmac;
-use stun::{AttrType, BufferTooSmall, Class, ErrorCode, Message, MessageBuilder, Method, TransactionId};
+use stun::{
+    AttrType, BufferTooSmall, Class, ErrorCode, IntegrityKey, Message, MessageBuilder, Method, TransactionId,
+};
 
 use super::io::{ClientTuple, TurnIo};
 
 /// How to answer one request: its method and transaction, the key to sign with (none before
-/// authentication), and FINGERPRINT when the request carried one.
+/// authentication), the integrity attribute the request was signed with, and FINGERPRINT when
+/// the request carried one.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Reply<'k> {
     pub method: Method,
     pub transaction_id: TransactionId,
-    pub key: Option<&'k hmac::Key>,
+    pub key: Option<&'k IntegrityKey>,
+    /// Sign with MESSAGE-INTEGRITY-SHA256 rather than MESSAGE-INTEGRITY: RFC 8489 §9.2.4 has the
+    /// response use the one the request used, so a client that knows only one can check it.
+    pub sha256: bool,
     pub fingerprint: bool,
 }
 
 impl<'k> Reply<'k> {
-    pub fn to(request: &Message<'_>, key: Option<&'k hmac::Key>) -> Self {
+    pub fn to(request: &Message<'_>, key: Option<&'k IntegrityKey>) -> Self {
         Self {
             method: request.method(),
             transaction_id: request.transaction_id(),
             key,
+            sha256: request.has_integrity_sha256(),
             fingerprint: request.get(AttrType::FINGERPRINT).is_some(),
         }
     }
@@ -33,9 +39,11 @@ impl<'k> Reply<'k> {
     ) -> Result<usize, BufferTooSmall> {
         let mut message = MessageBuilder::new(buf, self.method, class, self.transaction_id)?;
         attributes(&mut message)?;
-        if let Some(key) = self.key {
-            message.message_integrity(key)?;
-        }
+        match self.key {
+            Some(key) if self.sha256 => message.message_integrity_sha256(key.sha256())?,
+            Some(key) => message.message_integrity(key.sha1())?,
+            None => &mut message,
+        };
         if self.fingerprint {
             message.fingerprint()?;
         }

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use engine::{Datagram, DropReason, Handler, Output, SocketId};
+use engine::{Datagram, DropReason, Handler, Output};
 
 use super::clock::Clock;
 use super::io::EngineIo;
@@ -30,18 +30,19 @@ impl UdpWorker {
 }
 
 impl Handler for UdpWorker {
-    /// On the listener: a client's STUN or ChannelData message. On a relay socket: a peer's
+    /// On a listener: a client's STUN or ChannelData message. On a relay socket: a peer's
     /// datagram for that relay. Anything the server refuses it counts in its own metrics.
     #[inline]
     fn handle(&mut self, now: Instant, from: SocketAddr, packet: &mut Datagram<'_>, out: &mut Output<'_>) {
         let now = self.clock.now(now);
         let socket = packet.socket();
-        if socket == SocketId::LISTENER {
-            // The listener's bound address names the server side of the 5-tuple. With a
-            // wildcard listen address that is the wildcard and the port: the engine does not
-            // report which local address a datagram reached (no IP_PKTINFO), so one client
-            // address reaching two addresses of this host counts as one 5-tuple, and the
-            // answers leave with the kernel's choice of source address.
+        if socket.is_listener() {
+            // The bound address of the listener it reached names the server side of the
+            // 5-tuple (one listener per listening-ip), and answers leave from that listener
+            // (`EngineIo::to_client`). With a wildcard listen address that is the wildcard and
+            // the port: the engine does not report which local address a datagram reached (no
+            // IP_PKTINFO), so one client address reaching two addresses of this host counts as
+            // one 5-tuple, and the answers leave with the kernel's choice of source address.
             let tuple = ClientTuple { transport: Transport::Udp, client: from, server: packet.local_addr() };
             let mut io =
                 EngineIo { out, relays: &mut self.relays, kernel: self.shared.kernel_relay.as_ref() };

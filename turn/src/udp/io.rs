@@ -18,15 +18,21 @@ pub(crate) struct EngineIo<'a, 'o> {
 }
 
 impl TurnIo for EngineIo<'_, '_> {
-    /// From the listener (the socket every UDP client talks to), written in place into a fresh
-    /// slot. The server gets the whole slot ([`engine::SLOT_SIZE`] bytes, above the 1504 it
-    /// needs) zeroed, so it never sees an earlier packet's bytes; what it leaves unused is cut
-    /// off again (a memset of the slot per message: the price of a safe `&mut [u8]`, as
-    /// `PacketBuf` exposes no uninitialised capacity).
+    /// From the listener the client talks to (the one bound to the tuple's server address),
+    /// written in place into a fresh slot. The server gets the whole slot
+    /// ([`engine::SLOT_SIZE`] bytes, above the 1504 it needs) zeroed, so it never sees an
+    /// earlier packet's bytes; what it leaves unused is cut off again (a memset of the slot per
+    /// message: the price of a safe `&mut [u8]`, as `PacketBuf` exposes no uninitialised
+    /// capacity).
     #[inline]
     fn to_client(&mut self, client: &ClientTuple, write: impl FnOnce(&mut [u8]) -> usize) -> bool {
         debug_assert!(!client.transport.is_stream(), "only UDP clients reach this listener");
-        self.out.send(Destination::here(client.client), |buf| {
+        // A few address comparisons: the tuple's server address came from a listener.
+        let Some(listener) = self.out.listener(client.server) else {
+            debug_assert!(false, "{} is no listener's address", client.server);
+            return false;
+        };
+        self.out.send(Destination::from_socket(listener, client.client), |buf| {
             if buf.extend_zeroed(buf.capacity()).is_ok() {
                 let len = write(buf);
                 buf.truncate(len);

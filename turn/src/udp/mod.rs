@@ -1,13 +1,14 @@
 //! TURN over UDP on the packet engine: one [`Server`] per engine worker, clients on the
-//! engine's shared listener, each relayed address an engine socket of the worker that holds the
-//! allocation.
+//! engine's shared listeners (one per `listening-ip`), each relayed address an engine socket of
+//! the worker that holds the allocation.
 //!
 //! ```text
 //! per worker, per datagram (engine::Handler::handle):
-//!     on the listener   -> server.handle_client(now, (Udp, from, listen address), bytes, io)
+//!     on a listener     -> server.handle_client(now, (Udp, from, its address), bytes, io)
 //!     on relay socket s -> server.handle_peer(now, relay of s, from, bytes, io)
 //! per deadline          -> server.handle_timeout(now, io)   (poll_timeout: the server's sweep)
-//! io.to_client          -> Output::send(Destination::here(client)), written in place in a slot
+//! io.to_client          -> Output::send(from the listener on the tuple's server address),
+//!                          written in place in a slot
 //! io.to_peer            -> Output::send(Destination::from_socket(relay socket, peer)), one copy
 //! io.open_relay         -> Output::open_udp(relay ip : port from min-port..=max-port)
 //! ```
@@ -17,19 +18,22 @@
 //! allocates nothing and makes no system call per packet
 //! (`tests/udp_relaying_allocates_nothing.rs`).
 //!
-//! Addresses. The engine has one listen address: the first `listening-ip` (later ones are not
-//! served over UDP; [`UdpListener::notes`] says so) or `0.0.0.0`, on `listening-port`. Relayed addresses
-//! bind the first `relay-ip` of the family asked for, else the first `listening-ip` (coturn's
-//! default). A wildcard relay address (`relay-ip=0.0.0.0`, or none configured while the listener
-//! is the wildcard) binds the wildcard and cannot itself be told to clients: it needs an
-//! `external-ip` of its family, which is announced instead; without one the listener does not
-//! start. (The TCP listeners can use the address a connection reached; a wildcard UDP listener
-//! cannot, because the engine does not report a datagram's destination address.)
+//! Addresses. The engine listens on every `listening-ip` (coturn's semantics: one IPv4 and one
+//! IPv6 address, say), or on `0.0.0.0` without one, each on `listening-port`. The 5-tuple's
+//! server address is the listener a datagram reached, and answers leave from it, so a client
+//! hears the server from the address it talks to; steering by source address puts a client on
+//! the same worker whichever listener it uses. Relayed addresses bind the first `relay-ip` of
+//! the family asked for, else the first `listening-ip` of that family (coturn's default): an
+//! IPv6 client that asks for an IPv6 relay gets one from the IPv6 `listening-ip`. A wildcard
+//! relay address (`relay-ip=0.0.0.0`, or none configured while the listener is the wildcard)
+//! binds the wildcard and cannot itself be told to clients: it needs an `external-ip` of its
+//! family, which is announced instead; without one the listener does not start. (The TCP
+//! listeners can use the address a connection reached; a wildcard UDP listener cannot, because
+//! the engine does not report a datagram's destination address.)
 //!
-//! What this listener does not do: honour DONT-FRAGMENT (the engine cannot set IP_MTU_DISCOVER
-//! on a socket, see `io.rs`); run the server's shutdown through the engine (the engine stops its
-//! workers and closes their sockets itself; each worker's server then gives its quota back as
-//! it is dropped).
+//! What this listener does not do: run the server's shutdown through the engine (the engine
+//! stops its workers and closes their sockets itself; each worker's server then gives its quota
+//! back as it is dropped).
 
 mod clock;
 mod handler;
@@ -63,24 +67,22 @@ pub fn engine_defaults() -> EngineConfig {
 pub struct UdpListener {
     engine: Engine,
     relay_ips: Vec<IpAddr>,
-    notes: Vec<String>,
 }
 
 impl UdpListener {
-    /// The listen address (its port resolved when `listening-port` was 0).
+    /// The first listen address (its port resolved when `listening-port` was 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.engine.local_addr()
+    }
+
+    /// Every listen address, in `listening-ip` order (ports resolved).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.engine.local_addrs()
     }
 
     /// The addresses relay sockets may bind; the server relays from the first of each family.
     pub fn relay_ips(&self) -> &[IpAddr] {
         &self.relay_ips
-    }
-
-    /// One line each: what the configuration asked for that this listener does not do (later
-    /// `listening-ip`s), for the daemon to log at start.
-    pub fn notes(&self) -> &[String] {
-        &self.notes
     }
 
     /// The engine, for its counters (`sockets_open` counts the relay sockets) and metrics.
@@ -99,8 +101,8 @@ impl UdpListener {
     }
 }
 
-/// Starts TURN over UDP: the engine with `engine`'s settings, listening on the configured
-/// address and port, allowed enough sockets per worker for the relay port range, each worker
+/// Starts TURN over UDP: the engine with `engine`'s settings, listening on every configured
+/// address at the configured port, allowed enough sockets per worker for the relay port range, each worker
 /// running its own `Server::new(config, shared, nonce_key)` (the same `shared` and `nonce_key`
 /// as the stream listeners, so quotas are common and a nonce from one transport is good on the
 /// other). The caller skips this for `no-udp`.
@@ -110,19 +112,13 @@ pub fn start_udp(
     nonce_key: [u8; 32],
     engine: &EngineConfig,
 ) -> Result<UdpListener, String> {
-    let listen = listen_addr(config);
-    let relay_ips = relay_ips(config, listen.ip())?;
-    let mut notes = Vec::new();
-    if config.listening_ips.len() > 1 {
-        notes.push(format!(
-            "udp: listening on {listen} only: the packet engine has one listen address, so the other \
-             listening-ips are served over TCP and TLS only"
-        ));
-    }
+    let listen = listen_addrs(config);
+    let relay_ips = relay_ips(config, listen[0].ip())?;
     let server_config = TurnConfig { relay_ips: relay_ips.clone(), ..config.clone() };
     let ports = Arc::new(PortSpace::new(config.min_port, config.max_port, &relay_ips));
     let engine_config = EngineConfig {
-        listen,
+        listen: listen[0],
+        extra_listen: listen[1..].to_vec(),
         max_sockets_per_worker: sockets_per_worker(config, &ports, relay_ips.len()),
         ..engine.clone()
     };
@@ -130,13 +126,14 @@ pub fn start_udp(
         UdpWorker::new(Server::new(&server_config, Arc::clone(&shared), nonce_key), Arc::clone(&ports))
     })
     .map_err(|e| format!("udp: {e}"))?;
-    Ok(UdpListener { engine, relay_ips, notes })
+    Ok(UdpListener { engine, relay_ips })
 }
 
-/// The first `listening-ip`, or every IPv4 address.
-fn listen_addr(config: &TurnConfig) -> SocketAddr {
-    let ip = config.listening_ips.first().copied().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    SocketAddr::new(ip, config.listening_port)
+/// Every `listening-ip`, or every IPv4 address, on `listening-port`; never empty.
+fn listen_addrs(config: &TurnConfig) -> Vec<SocketAddr> {
+    let wildcard = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+    let ips = if config.listening_ips.is_empty() { &wildcard[..] } else { &config.listening_ips };
+    ips.iter().map(|&ip| SocketAddr::new(ip, config.listening_port)).collect()
 }
 
 /// The relay addresses the server may bind (it uses the first of each family): `relay-ip`s, else
@@ -145,7 +142,7 @@ fn listen_addr(config: &TurnConfig) -> SocketAddr {
 /// an `external-ip` of its family to be announced.
 fn relay_ips(config: &TurnConfig, listen: IpAddr) -> Result<Vec<IpAddr>, String> {
     let configured = if config.relay_ips.is_empty() { &config.listening_ips } else { &config.relay_ips };
-    // With neither configured, the listener is the wildcard (`listen_addr`).
+    // With neither configured, the listener is the wildcard (`listen_addrs`).
     let ips: Vec<IpAddr> = if !configured.is_empty() {
         configured.clone()
     } else {
@@ -210,33 +207,40 @@ mod tests {
     }
 
     #[test]
-    fn the_listener_is_the_first_listening_ip_or_the_ipv4_wildcard() {
-        assert_eq!(listen_addr(&config("listening-port=3479\n")), "0.0.0.0:3479".parse().unwrap());
-        let two = config("listening-ip=192.0.2.1\nlistening-ip=192.0.2.2\n");
-        assert_eq!(listen_addr(&two), "192.0.2.1:3478".parse().unwrap());
+    fn the_listeners_are_every_listening_ip_or_the_ipv4_wildcard() {
+        let wildcard = listen_addrs(&config("listening-port=3479\n"));
+        assert_eq!(wildcard, ["0.0.0.0:3479".parse().unwrap()]);
+        let two = config("listening-ip=192.0.2.1\nlistening-ip=2001:db8::1\n");
+        assert_eq!(
+            listen_addrs(&two),
+            ["192.0.2.1:3478".parse().unwrap(), "[2001:db8::1]:3478".parse().unwrap()]
+        );
     }
 
     #[test]
     fn relay_addresses_come_from_relay_ip_then_listening_ip() {
         let c = config("listening-ip=192.0.2.1\nrelay-ip=192.0.2.9\nrelay-ip=2001:db8::9\n");
-        assert_eq!(relay_ips(&c, listen_addr(&c).ip()), Ok(ips(&["192.0.2.9", "2001:db8::9"])));
+        assert_eq!(relay_ips(&c, listen_addrs(&c)[0].ip()), Ok(ips(&["192.0.2.9", "2001:db8::9"])));
         let c = config("listening-ip=192.0.2.1\nlistening-ip=192.0.2.2\n");
-        assert_eq!(relay_ips(&c, listen_addr(&c).ip()), Ok(ips(&["192.0.2.1", "192.0.2.2"])));
+        assert_eq!(relay_ips(&c, listen_addrs(&c)[0].ip()), Ok(ips(&["192.0.2.1", "192.0.2.2"])));
     }
 
     #[test]
     fn a_wildcard_relay_address_needs_an_external_ip_of_its_family() {
         let c = config("");
-        let error = relay_ips(&c, listen_addr(&c).ip()).unwrap_err();
+        let error = relay_ips(&c, listen_addrs(&c)[0].ip()).unwrap_err();
         assert!(error.contains("set relay-ip"), "{error}");
         let c = config("external-ip=203.0.113.5\n");
-        assert_eq!(relay_ips(&c, listen_addr(&c).ip()), Ok(ips(&["0.0.0.0"])));
+        assert_eq!(relay_ips(&c, listen_addrs(&c)[0].ip()), Ok(ips(&["0.0.0.0"])));
         let c = config("external-ip=203.0.113.5/10.0.0.5\n");
-        assert_eq!(relay_ips(&c, listen_addr(&c).ip()), Ok(ips(&["10.0.0.5"])));
+        assert_eq!(relay_ips(&c, listen_addrs(&c)[0].ip()), Ok(ips(&["10.0.0.5"])));
         let c = config("relay-ip=0.0.0.0\n");
-        assert!(relay_ips(&c, listen_addr(&c).ip()).unwrap_err().contains("wildcard"));
+        assert!(relay_ips(&c, listen_addrs(&c)[0].ip()).unwrap_err().contains("wildcard"));
         let c = config("relay-ip=::\nexternal-ip=203.0.113.5\n");
-        assert!(relay_ips(&c, listen_addr(&c).ip()).is_err(), "an IPv4 external-ip does not announce IPv6");
+        assert!(
+            relay_ips(&c, listen_addrs(&c)[0].ip()).is_err(),
+            "an IPv4 external-ip does not announce IPv6"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! TURN over UDP on the packet engine, driven by our own client over real loopback sockets:
 //! the server on 127.0.0.2 (listener and relay addresses), clients and peers on 127.0.0.1, so
-//! a peer is never one of the server's own addresses. Every receive has a deadline.
+//! a peer is never one of the server's own addresses (a server also listening on ::1 has its
+//! clients there on ::1). Every receive has a deadline.
 
 #![allow(dead_code)] // each test file uses part of it
 
@@ -83,7 +84,7 @@ pub fn peer() -> UdpSocket {
 
 pub type Build = dyn Fn(&Client, &mut [u8], TransactionId) -> Result<(TransactionId, usize), BufferTooSmall>;
 
-/// Our client on a UDP socket of 127.0.0.1.
+/// Our client on a UDP socket of 127.0.0.1 (of ::1 for a server on IPv6).
 pub struct UdpClient {
     pub socket: UdpSocket,
     pub server: SocketAddr,
@@ -93,7 +94,7 @@ pub struct UdpClient {
 
 impl UdpClient {
     pub fn new(server: SocketAddr) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let socket = UdpSocket::bind(if server.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }).unwrap();
         socket.set_read_timeout(Some(RECV_TIMEOUT)).unwrap();
         Self { socket, server, client: rest_client(), transactions: 0 }
     }
