@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use engine::EngineConfig;
-use sdnotify::logging::{LevelFilter, parse_level};
+use sdnotify::logging::LogConfig;
 use serde::Deserialize;
 
 use crate::control::ControlConfig;
@@ -44,26 +44,6 @@ impl MediaConfig {
         } else {
             self.announce.clone()
         }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// off, error, warn, info, debug or trace; SIGHUP applies it again. `BRIDGE_LOG` in the
-    /// environment overrides it.
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { level: "info".into() }
-    }
-}
-
-impl LogConfig {
-    pub fn level(&self) -> Result<LevelFilter, String> {
-        parse_level(&self.level).map_err(|e| format!("log.level: {e}"))
     }
 }
 

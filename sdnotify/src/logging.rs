@@ -133,6 +133,27 @@ impl LogHandle {
     }
 }
 
+/// The `[log]` table of a daemon's TOML configuration (the bridge's and the signaling
+/// daemon's): `level`, off, error, warn, info, debug or trace. SIGHUP applies it again; the
+/// daemon's environment variable ([`Spec::env`]) overrides it.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+impl LogConfig {
+    pub fn level(&self) -> Result<LevelFilter, String> {
+        parse_level(&self.level).map_err(|e| format!("log.level: {e}"))
+    }
+}
+
 /// A configuration file's level name: off, error, warn, info, debug or trace (any case).
 pub fn parse_level(text: &str) -> Result<LevelFilter, String> {
     const NAMES: [(&str, LevelFilter); 6] = [

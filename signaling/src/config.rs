@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sdnotify::logging::{LevelFilter, parse_level};
+use sdnotify::logging::LogConfig;
 use serde::Deserialize;
 
 pub const DEFAULT_TOML: &str = include_str!("../signaling.toml");
@@ -24,26 +24,6 @@ pub struct Config {
     pub turn: TurnConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// The daemon's own lines: off, error, warn, info, debug or trace (libraries stay at warn,
-    /// privacy invariant 6). SIGHUP applies it again; `SIGNALING_LOG` overrides it.
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { level: "info".into() }
-    }
-}
-
-impl LogConfig {
-    pub fn level(&self) -> Result<LevelFilter, String> {
-        parse_level(&self.level).map_err(|e| format!("log.level: {e}"))
-    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -210,6 +190,9 @@ mod tests {
         assert!(Config::parse("[server]\nlisten = \"nowhere\"").unwrap_err().contains("server.listen"));
         assert!(Config::parse("[tls]\ncert = \"a.pem\"").unwrap_err().contains("tls.key"));
         assert!(Config::parse("[log]\nlevel = \"loud\"").unwrap_err().contains("log.level: \"loud\""));
-        assert_eq!(Config::parse("[log]\nlevel = \"debug\"").unwrap().log.level(), Ok(LevelFilter::DEBUG));
+        assert_eq!(
+            Config::parse("[log]\nlevel = \"debug\"").unwrap().log.level(),
+            Ok(sdnotify::logging::LevelFilter::DEBUG)
+        );
     }
 }

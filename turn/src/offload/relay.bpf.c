@@ -142,21 +142,51 @@ INLINE int leave(__u32 ifindex)
     return bpf_redirect_neigh(ifindex, 0, 0, 0);
 }
 
-// Writes the new IP and UDP headers, and the ChannelData header if `extra` is set.
-INLINE int write_headers(struct __sk_buff *skb, struct iphdr *ip, const struct udphdr *udp,
-                         const void *extra, int extra_len)
+// One packet's rewrite: the new addresses and ports, and what changes in between.
+struct rewrite {
+    __u32 saddr, daddr;
+    __u16 sport, dport;
+    __u16 data_len;          // the application data, which stays where it is
+    const __u8 *channel;     // the ChannelData header to put in front of it, or none
+    __u32 mtu, ifindex;      // from the route (see leave())
+    __u64 *packets, *bytes;  // the route's counters
+};
+
+// Rewrites the packet as `r` says and sends it on, or leaves it untouched to the daemon when
+// it would not fit through the way out. Over UDP the ChannelData header is the only
+// difference in length: 4 bytes taken off (to a peer) or put on (to a client), right after
+// the IP header; the UDP header is then written whole over where it lands.
+INLINE int relay(struct __sk_buff *skb, struct iphdr *ip, const struct rewrite *r)
 {
+    __u16 udp_len = sizeof(struct udphdr) + (r->channel ? CHANNEL_DATA_HEADER : 0) + r->data_len;
+    __u16 tot_len = sizeof(*ip) + udp_len;
+    if (tot_len > r->mtu)
+        return PASS;
+    __s32 grow = r->channel ? CHANNEL_DATA_HEADER : -CHANNEL_DATA_HEADER;
+    if (bpf_skb_adjust_room(skb, grow, BPF_ADJ_ROOM_NET, 0))
+        return PASS;
+    ip->saddr = r->saddr;
+    ip->daddr = r->daddr;
+    ip->tot_len = htons16(tot_len);
     // RFC 8656 §14.3's preferred behaviour: one less than it came with (turn_relay() left
     // packets at 1 or 0 to the daemon). DSCP and ECN travel as they came (§14.2, §14.4).
     ip->ttl -= 1;
     ip->check = 0;
     ip->check = ipv4_checksum(ip);
+    struct udphdr udp = {
+        .source = r->sport,
+        .dest = r->dport,
+        .len = htons16(udp_len),
+        .check = 0, // legal for IPv4; the payload is end-to-end protected by its sender
+    };
     if (bpf_skb_store_bytes(skb, IP_OFF, ip, sizeof(*ip), 0) ||
-        bpf_skb_store_bytes(skb, UDP_OFF, udp, sizeof(*udp), 0))
-        return -1;
-    if (extra_len && bpf_skb_store_bytes(skb, PAYLOAD_OFF, extra, CHANNEL_DATA_HEADER, 0))
-        return -1;
-    return 0;
+        bpf_skb_store_bytes(skb, UDP_OFF, &udp, sizeof(udp), 0))
+        return TC_ACT_SHOT;
+    if (r->channel && bpf_skb_store_bytes(skb, PAYLOAD_OFF, r->channel, CHANNEL_DATA_HEADER, 0))
+        return TC_ACT_SHOT;
+    __sync_fetch_and_add(r->packets, 1);
+    __sync_fetch_and_add(r->bytes, r->data_len);
+    return leave(r->ifindex);
 }
 
 #define NOT_A_CLIENT_ROUTE 0x10000
@@ -182,26 +212,19 @@ INLINE int from_client(struct __sk_buff *skb, struct iphdr *ip, struct udphdr *u
     // Padded (or short) ChannelData is legal but rare over UDP: the daemon handles it.
     if (htons16(udp->len) != sizeof(*udp) + CHANNEL_DATA_HEADER + data_len)
         return PASS;
-    __u16 tot_len = sizeof(*ip) + sizeof(*udp) + data_len;
-    if (tot_len > route->mtu)
-        return PASS;
-    // Removes the 4 bytes right after the IP header; the UDP header is rewritten whole.
-    if (bpf_skb_adjust_room(skb, -CHANNEL_DATA_HEADER, BPF_ADJ_ROOM_NET, 0))
-        return PASS;
-    ip->saddr = route->relay_ip;
-    ip->daddr = route->peer_ip;
-    ip->tot_len = htons16(tot_len);
-    struct udphdr out = {
-        .source = route->relay_port,
-        .dest = route->peer_port,
-        .len = htons16(sizeof(*udp) + data_len),
-        .check = 0, // legal for IPv4; the payload is end-to-end protected by the client
+    struct rewrite r = {
+        .saddr = route->relay_ip,
+        .daddr = route->peer_ip,
+        .sport = route->relay_port,
+        .dport = route->peer_port,
+        .data_len = data_len,
+        .channel = 0,
+        .mtu = route->mtu,
+        .ifindex = route->ifindex,
+        .packets = &route->packets,
+        .bytes = &route->bytes,
     };
-    if (write_headers(skb, ip, &out, 0, 0))
-        return TC_ACT_SHOT;
-    __sync_fetch_and_add(&route->packets, 1);
-    __sync_fetch_and_add(&route->bytes, data_len);
-    return leave(route->ifindex);
+    return relay(skb, ip, &r);
 }
 
 // Peer -> client: prepend a ChannelData header, send from the server address.
@@ -220,28 +243,22 @@ INLINE int from_peer(struct __sk_buff *skb, struct iphdr *ip, struct udphdr *udp
     if (udp_len < sizeof(*udp) || udp_len > 0xffff - sizeof(*ip) - CHANNEL_DATA_HEADER)
         return PASS;
     __u16 data_len = udp_len - sizeof(*udp);
-    __u16 tot_len = sizeof(*ip) + sizeof(*udp) + CHANNEL_DATA_HEADER + data_len;
-    if (tot_len > route->mtu)
-        return PASS;
-    if (bpf_skb_adjust_room(skb, CHANNEL_DATA_HEADER, BPF_ADJ_ROOM_NET, 0))
-        return PASS;
-    ip->saddr = route->server_ip;
-    ip->daddr = route->client_ip;
-    ip->tot_len = htons16(tot_len);
-    struct udphdr out = {
-        .source = route->server_port,
-        .dest = route->client_port,
-        .len = htons16(sizeof(*udp) + CHANNEL_DATA_HEADER + data_len),
-        .check = 0,
-    };
-    __u8 header[CHANNEL_DATA_HEADER] = {
+    __u8 channel[CHANNEL_DATA_HEADER] = {
         (__u8)route->channel, (__u8)(route->channel >> 8), (__u8)(data_len >> 8), (__u8)data_len,
     };
-    if (write_headers(skb, ip, &out, header, sizeof(header)))
-        return TC_ACT_SHOT;
-    __sync_fetch_and_add(&route->packets, 1);
-    __sync_fetch_and_add(&route->bytes, data_len);
-    return leave(route->ifindex);
+    struct rewrite r = {
+        .saddr = route->server_ip,
+        .daddr = route->client_ip,
+        .sport = route->server_port,
+        .dport = route->client_port,
+        .data_len = data_len,
+        .channel = channel,
+        .mtu = route->mtu,
+        .ifindex = route->ifindex,
+        .packets = &route->packets,
+        .bytes = &route->bytes,
+    };
+    return relay(skb, ip, &r);
 }
 
 SEC("classifier")
