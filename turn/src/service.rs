@@ -71,11 +71,11 @@ impl Service {
         probe::until_ok(READY_WITHIN, || listeners.answer())
             .map_err(|e| format!("the listeners do not answer: {e}"))?;
         let notifier = Notifier::from_env().unwrap_or_else(|e| {
-            eprintln!("turn: NOTIFY_SOCKET: {e}; not notifying the service manager");
+            tracing::warn!("NOTIFY_SOCKET: {e}; not notifying the service manager");
             Notifier::default()
         });
         if let Err(e) = notifier.ready() {
-            eprintln!("turn: cannot notify the service manager: {e}");
+            tracing::warn!("cannot notify the service manager: {e}");
         }
         let healthy = move || {
             // The workers first: `/health`, probed next, then answers from the same verdict.

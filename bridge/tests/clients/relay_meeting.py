@@ -86,7 +86,8 @@ class Turn:
             start_new_session=True,
         )
         deadline = time.monotonic() + 20
-        while "turn: ready" not in self.text():
+        # turn logs "<time>  INFO ready" once it serves (to stderr when not under systemd).
+        while not any(line.rstrip().endswith(" ready") for line in self.text().splitlines()):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"turn exited with {self.proc.returncode} before ready:\n{self.text()}")
             if time.monotonic() > deadline:

@@ -198,7 +198,7 @@ impl Worker {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                eprintln!("turn: stream worker stopped: epoll failed: {e}");
+                tracing::error!("stream worker stopped: epoll failed: {e}");
                 break;
             }
             let now = now();
