@@ -55,6 +55,8 @@ impl AttrType {
     pub const ADDITIONAL_ADDRESS_FAMILY: AttrType = AttrType(0x8000);
     pub const ADDRESS_ERROR_CODE: AttrType = AttrType(0x8001);
     pub const ICMP: AttrType = AttrType(0x8004);
+    /// TCP allocations (RFC 6062 §6.2): 4 bytes naming one peer data connection.
+    pub const CONNECTION_ID: AttrType = AttrType(0x002A);
 
     /// Types below 0x8000 must be understood by the receiver (RFC 8489 §14).
     pub fn is_comprehension_required(self) -> bool {

@@ -17,6 +17,9 @@ impl ErrorCode {
     pub const WRONG_CREDENTIALS: ErrorCode = ErrorCode(441);
     pub const UNSUPPORTED_TRANSPORT_PROTOCOL: ErrorCode = ErrorCode(442);
     pub const PEER_ADDRESS_FAMILY_MISMATCH: ErrorCode = ErrorCode(443);
+    /// RFC 6062 §6.3.
+    pub const CONNECTION_ALREADY_EXISTS: ErrorCode = ErrorCode(446);
+    pub const CONNECTION_TIMEOUT_OR_FAILURE: ErrorCode = ErrorCode(447);
     pub const ALLOCATION_QUOTA_REACHED: ErrorCode = ErrorCode(486);
     pub const ROLE_CONFLICT: ErrorCode = ErrorCode(487);
     pub const SERVER_ERROR: ErrorCode = ErrorCode(500);
@@ -36,6 +39,8 @@ impl ErrorCode {
             441 => "Wrong Credentials",
             442 => "Unsupported Transport Protocol",
             443 => "Peer Address Family Mismatch",
+            446 => "Connection Already Exists",
+            447 => "Connection Timeout or Failure",
             486 => "Allocation Quota Reached",
             487 => "Role Conflict",
             500 => "Server Error",

@@ -45,6 +45,10 @@ impl Method {
     pub const DATA: Method = Method(0x007);
     pub const CREATE_PERMISSION: Method = Method(0x008);
     pub const CHANNEL_BIND: Method = Method(0x009);
+    /// TCP allocations (RFC 6062 §6.1).
+    pub const CONNECT: Method = Method(0x00a);
+    pub const CONNECTION_BIND: Method = Method(0x00b);
+    pub const CONNECTION_ATTEMPT: Method = Method(0x00c);
 }
 
 /// Packs method and class into the 14-bit message type.

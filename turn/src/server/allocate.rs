@@ -9,10 +9,11 @@ use stun::{AddressFamily, AttrType, AttributeError, Class, ErrorCode, Message};
 use super::allocation::{Allocation, Relay, family_index};
 use super::auth_flow::Authenticated;
 use super::bandwidth::TokenBucket;
+use super::io::Transport;
 use super::io::{ClientTuple, Now, PortRequest, TurnIo};
 use super::reply::Reply;
 use super::table::{MAX_RESERVATIONS, RESERVATION_LIFETIME, Reservation};
-use super::{DEFAULT_LIFETIME, MAX_LIFETIME, Server, UDP};
+use super::{DEFAULT_LIFETIME, MAX_LIFETIME, Server, TCP, UDP};
 
 /// Tries at an even port whose successor is free before answering 508.
 const EVEN_PAIR_ATTEMPTS: usize = 8;
@@ -30,6 +31,8 @@ struct AllocateRequest {
     even_port: Option<bool>,
     reservation: Option<[u8; 8]>,
     lifetime: Duration,
+    /// REQUESTED-TRANSPORT TCP (RFC 6062 §5.1).
+    tcp: bool,
 }
 
 /// RFC 8656 §7.2, §8.2: the client's lifetime cut to the maximum, and never below the default.
@@ -42,10 +45,23 @@ fn bad<T>(_: T) -> ErrorCode {
 }
 
 impl AllocateRequest {
-    fn read(message: &Message<'_>) -> Result<Self, ErrorCode> {
+    fn read(message: &Message<'_>, over: Transport) -> Result<Self, ErrorCode> {
         let transport = message.get(AttrType::REQUESTED_TRANSPORT).ok_or(ErrorCode::BAD_REQUEST)?;
-        if stun::decode_requested_transport(transport).map_err(bad)? != UDP {
-            return Err(ErrorCode::UNSUPPORTED_TRANSPORT_PROTOCOL);
+        let tcp = match stun::decode_requested_transport(transport).map_err(bad)? {
+            UDP => false,
+            TCP => true,
+            _ => return Err(ErrorCode::UNSUPPORTED_TRANSPORT_PROTOCOL),
+        };
+        // RFC 6062 §5.1: a TCP allocation needs a TCP or TLS control connection (its data
+        // connections are made to the same server address), and takes none of the UDP
+        // port options.
+        if tcp
+            && (!over.is_stream()
+                || [AttrType::DONT_FRAGMENT, AttrType::EVEN_PORT, AttrType::RESERVATION_TOKEN]
+                    .iter()
+                    .any(|&typ| message.get(typ).is_some()))
+        {
+            return Err(ErrorCode::BAD_REQUEST);
         }
         let reservation = message.get(AttrType::RESERVATION_TOKEN).map(stun::decode_reservation_token);
         let reservation = reservation.transpose().map_err(bad)?;
@@ -76,7 +92,7 @@ impl AllocateRequest {
             Err(AttributeError::Missing) => DEFAULT_LIFETIME,
             Err(_) => return Err(ErrorCode::BAD_REQUEST),
         };
-        Ok(Self { family, additional: additional.is_some(), even_port, reservation, lifetime })
+        Ok(Self { family, additional: additional.is_some(), even_port, reservation, lifetime, tcp })
     }
 }
 
@@ -108,7 +124,7 @@ impl Server {
             };
             return self.sent(queued);
         }
-        let request = match AllocateRequest::read(message) {
+        let request = match AllocateRequest::read(message, tuple.transport) {
             Ok(request) => request,
             Err(code) => return self.sent(reply.error(io, tuple, code)),
         };
@@ -160,6 +176,8 @@ impl Server {
                 bucket: (self.max_bps > 0).then(|| TokenBucket::new(self.max_bps, now.instant)),
                 quota: Some(ticket),
                 kernel_routes: HashMap::new(),
+                tcp: request.tcp,
+                connections: Vec::new(),
             },
         );
         self.shared.metrics.allocated();
@@ -198,13 +216,18 @@ impl Server {
                 relay
             }
             Some(false) => self.open(ip, PortRequest::Even, io)?,
+            None if request.tcp => self.open_tcp(ip, io)?,
             None => self.open(ip, PortRequest::Any, io)?,
         };
         opened.relays[family_index(request.family)] = Some(primary);
         if request.additional {
             // A dual allocation that gets only IPv4 still succeeds, and says why not IPv6.
             let v6 = self.addresses.relay_ip(AddressFamily::V6, reached);
-            match v6.map(|ip| self.open(ip, PortRequest::Any, io)) {
+            let opened_v6 = v6.map(|ip| match request.tcp {
+                true => self.open_tcp(ip, io),
+                false => self.open(ip, PortRequest::Any, io),
+            });
+            match opened_v6 {
                 Some(Ok(relay)) => opened.relays[family_index(AddressFamily::V6)] = Some(relay),
                 Some(Err(code)) => opened.additional_error = Some((AddressFamily::V6, code)),
                 None => {
@@ -218,6 +241,11 @@ impl Server {
 
     fn open(&self, ip: IpAddr, port: PortRequest, io: &mut impl TurnIo) -> Result<Relay, ErrorCode> {
         let (id, local) = io.open_relay(ip, port).map_err(|_| ErrorCode::INSUFFICIENT_CAPACITY)?;
+        Ok(Relay { id, local, announced: self.addresses.announced(local) })
+    }
+
+    fn open_tcp(&self, ip: IpAddr, io: &mut impl TurnIo) -> Result<Relay, ErrorCode> {
+        let (id, local) = io.open_tcp_relay(ip).map_err(|_| ErrorCode::INSUFFICIENT_CAPACITY)?;
         Ok(Relay { id, local, announced: self.addresses.announced(local) })
     }
 

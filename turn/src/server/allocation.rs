@@ -8,7 +8,7 @@ use stun::{AddressFamily, IntegrityKey, TransactionId};
 
 use super::bandwidth::TokenBucket;
 use super::channel::ChannelNumber;
-use super::io::RelayId;
+use super::io::{ConnectionId, RelayId};
 use super::kernel_routes::ChannelRoute;
 use super::quota::QuotaTicket;
 
@@ -69,6 +69,12 @@ pub(crate) struct Allocation {
     pub quota: Option<QuotaTicket>,
     /// The channels the kernel relays now, as last installed.
     pub kernel_routes: HashMap<ChannelNumber, ChannelRoute>,
+    /// A TCP allocation (RFC 6062): its relays are listening sockets, and data goes over
+    /// peer data connections rather than Send, Data and ChannelData.
+    pub tcp: bool,
+    /// The peer data connections of a TCP allocation, however far each has got (at most
+    /// [`MAX_PEER_CONNECTIONS`](super::tcp_relay::MAX_PEER_CONNECTIONS)).
+    pub connections: Vec<ConnectionId>,
 }
 
 impl Allocation {

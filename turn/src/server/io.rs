@@ -41,6 +41,11 @@ pub struct ClientTuple {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RelayId(pub u32);
 
+/// CONNECTION-ID (RFC 6062 §6.2): names one peer data connection of a TCP allocation, to the
+/// client and to the I/O layer alike. Minted by the server, unique within its worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionId(pub u32);
+
 /// Which port a relay socket asks for, within `[min_port, max_port]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PortRequest {
@@ -81,5 +86,35 @@ pub trait TurnIo {
     /// Takes a route back from the kernel.
     fn withdraw_channel(&mut self, route: &ChannelRoute) {
         let _ = route;
+    }
+
+    // TCP allocations (RFC 6062). Only the stream workers implement them: a UDP client never
+    // gets a TCP allocation (the server answers 400), so the defaults refuse.
+
+    /// Opens a TCP relay: a listening socket on `ip` in `[min_port, max_port]`, from whose
+    /// address connections to peers are also made. Peers that connect to it are offered with
+    /// [`Server::handle_peer_accepted`](super::Server::handle_peer_accepted); closed with
+    /// [`close_relay`](Self::close_relay).
+    fn open_tcp_relay(&mut self, ip: IpAddr) -> Result<(RelayId, SocketAddr), RelayError> {
+        let _ = ip;
+        Err(RelayError::Unavailable)
+    }
+    /// Starts a TCP connection from `relay`'s address to `peer`, named `connection`; the
+    /// outcome comes back through [`Server::handle_peer_connected`](super::Server::handle_peer_connected).
+    /// `false`: it could not even start (no descriptor, the connection limit).
+    fn connect_peer(&mut self, relay: RelayId, connection: ConnectionId, peer: SocketAddr) -> bool {
+        let _ = (relay, connection, peer);
+        false
+    }
+    /// Turns the client connection `data` into a byte pipe to peer connection `connection`:
+    /// what is queued on `data` (the ConnectionBind response) goes first, then bytes flow both
+    /// ways as they are, and no more messages are read from `data`. `false`: either is gone.
+    fn bind_data(&mut self, connection: ConnectionId, data: &ClientTuple) -> bool {
+        let _ = (connection, data);
+        false
+    }
+    /// Closes peer connection `connection`, and its client data connection when bound.
+    fn close_peer(&mut self, connection: ConnectionId) {
+        let _ = connection;
     }
 }

@@ -90,6 +90,12 @@ struct Direction {
 pub struct Metrics {
     client_to_peer: Direction,
     peer_to_client: Direction,
+    /// Bytes through the byte pipes of TCP allocations (RFC 6062), which have no packets.
+    tcp_client_to_peer: Direction,
+    tcp_peer_to_client: Direction,
+    /// Peer data connections open now (RFC 6062), in every state; a gauge.
+    peer_connections: AtomicU64,
+    peer_connect_failures: AtomicU64,
     allocations_total: AtomicU64,
     auth_failures: AtomicU64,
     quota_rejections: AtomicU64,
@@ -110,6 +116,46 @@ impl Metrics {
     pub(crate) fn relayed_to_client(&self, bytes: usize) {
         bump(&self.peer_to_client.packets);
         self.peer_to_client.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Bytes a TCP allocation's pipe wrote to a peer.
+    pub(crate) fn tcp_relayed_to_peer(&self, bytes: usize) {
+        self.tcp_client_to_peer.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Bytes a TCP allocation's pipe wrote to a client.
+    pub(crate) fn tcp_relayed_to_client(&self, bytes: usize) {
+        self.tcp_peer_to_client.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn peer_connection_opened(&self) {
+        bump(&self.peer_connections);
+    }
+
+    pub(crate) fn peer_connection_closed(&self) {
+        self.peer_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A Connect answered 447: the peer refused, did not answer in time, or no socket.
+    pub(crate) fn peer_connect_failed(&self) {
+        bump(&self.peer_connect_failures);
+    }
+
+    /// Bytes relayed over TCP allocations: (client to peer, peer to client).
+    pub fn tcp_relayed_bytes(&self) -> (u64, u64) {
+        (
+            self.tcp_client_to_peer.bytes.load(Ordering::Relaxed),
+            self.tcp_peer_to_client.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Peer data connections open now, over every worker.
+    pub fn peer_connections(&self) -> u64 {
+        self.peer_connections.load(Ordering::Relaxed)
+    }
+
+    pub fn peer_connect_failures(&self) -> u64 {
+        self.peer_connect_failures.load(Ordering::Relaxed)
     }
 
     pub(crate) fn allocated(&self) {
@@ -208,6 +254,7 @@ impl Metrics {
         if let Some(kernel) = kernel {
             render_kernel(&kernel, out);
         }
+        self.render_tcp(out);
         let _ = write!(
             out,
             "# HELP turn_auth_failures_total Requests refused for their credentials (401).\n\
@@ -240,6 +287,26 @@ impl Metrics {
             let _ =
                 writeln!(out, "turn_dropped_total{{reason=\"{}\"}} {}", reason.as_str(), self.drops(reason));
         }
+    }
+}
+
+impl Metrics {
+    /// TCP allocations (RFC 6062): their bytes, the peer connection gauge, failed Connects.
+    fn render_tcp(&self, out: &mut String) {
+        let (to_peer, to_client) = self.tcp_relayed_bytes();
+        let _ = write!(
+            out,
+            "# HELP turn_tcp_relayed_bytes_total Bytes relayed over TCP allocations (RFC 6062).\n\
+             # TYPE turn_tcp_relayed_bytes_total counter\n\
+             turn_tcp_relayed_bytes_total{{direction=\"client_to_peer\"}} {to_peer}\n\
+             turn_tcp_relayed_bytes_total{{direction=\"peer_to_client\"}} {to_client}\n\
+             # HELP turn_peer_connections Peer data connections of TCP allocations open now.\n\
+             # TYPE turn_peer_connections gauge\nturn_peer_connections {}\n\
+             # HELP turn_peer_connect_failures_total Connect requests answered 447.\n\
+             # TYPE turn_peer_connect_failures_total counter\nturn_peer_connect_failures_total {}\n",
+            self.peer_connections(),
+            self.peer_connect_failures(),
+        );
     }
 }
 

@@ -41,6 +41,7 @@ mod reply;
 mod requests;
 mod shared;
 mod table;
+mod tcp_relay;
 mod timers;
 
 use std::sync::Arc;
@@ -55,7 +56,7 @@ pub use allocation::{
 };
 pub use channel::{CHANNEL_HEADER_LEN, ChannelNumber, parse_channel_data, write_channel_data};
 pub use frame::{FrameError, frame_len};
-pub use io::{ClientTuple, Now, PortRequest, RelayError, RelayId, Transport, TurnIo};
+pub use io::{ClientTuple, ConnectionId, Now, PortRequest, RelayError, RelayId, Transport, TurnIo};
 pub use kernel_routes::ChannelRoute;
 pub use metrics::{DropReason, Metrics};
 pub use quota::{Quota, QuotaExceeded};
@@ -65,6 +66,7 @@ pub use ratelimit::{
 };
 pub use shared::Shared;
 pub use table::{MAX_RESERVATIONS, RESERVATION_LIFETIME};
+pub use tcp_relay::{CONNECT_TIMEOUT, CONNECTION_BIND_TIMEOUT, MAX_PEER_CONNECTIONS};
 pub use timers::SWEEP_INTERVAL;
 
 use crate::auth::{Credentials, Nonces};
@@ -74,18 +76,21 @@ use addresses::Addresses;
 use ratelimit::AuthRateLimit;
 use reply::Reply;
 use table::Table;
+use tcp_relay::PeerConnections;
 use timers::Sweep;
 
 /// RFC 8656 §7.2: an allocation lives 10 minutes unless refreshed.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
 /// The longest lifetime granted; longer requests are cut to it (RFC 8656 suggests one hour).
 pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
-/// IP protocol number of UDP, the only REQUESTED-TRANSPORT relayed (RFC 8656 §7.2).
+/// IP protocol numbers of the REQUESTED-TRANSPORTs relayed: UDP (RFC 8656 §7.2) and TCP
+/// (RFC 6062 §5.1).
 const UDP: u8 = 17;
+const TCP: u8 = 6;
 
 /// The attributes this server understands; a request with any other comprehension-required
 /// attribute gets 420 (RFC 8489 §6.3.1).
-const KNOWN_ATTRIBUTES: [AttrType; 24] = [
+const KNOWN_ATTRIBUTES: [AttrType; 25] = [
     AttrType::USERNAME,
     AttrType::MESSAGE_INTEGRITY,
     AttrType::REALM,
@@ -106,6 +111,7 @@ const KNOWN_ATTRIBUTES: [AttrType; 24] = [
     AttrType::REQUESTED_TRANSPORT,
     AttrType::DONT_FRAGMENT,
     AttrType::RESERVATION_TOKEN,
+    AttrType::CONNECTION_ID,
     // ICE attributes: a Binding request may come from an ICE agent's checks.
     AttrType::PRIORITY,
     AttrType::USE_CANDIDATE,
@@ -136,6 +142,8 @@ pub struct Server {
     indications_sent: u64,
     /// Whether channel bindings are handed to the kernel relay (`kernel-relay-interface`).
     kernel_relay: bool,
+    /// The peer data connections of this worker's TCP allocations (RFC 6062).
+    peer_connections: PeerConnections,
 }
 
 impl Server {
@@ -165,6 +173,9 @@ impl Server {
             indication_prefix: seed[..4].try_into().expect("4 of 12 bytes"),
             indications_sent: u64::from_be_bytes(seed[4..].try_into().expect("8 of 12 bytes")),
             kernel_relay: !config.kernel_relay_interfaces.is_empty(),
+            peer_connections: PeerConnections::new(u32::from_be_bytes(
+                seed[8..].try_into().expect("4 of 12 bytes"),
+            )),
         }
     }
 
@@ -248,9 +259,15 @@ impl Server {
         if method == Method::BINDING {
             return self.binding(tuple, message, io);
         }
-        if ![Method::ALLOCATE, Method::REFRESH, Method::CREATE_PERMISSION, Method::CHANNEL_BIND]
-            .contains(&method)
-        {
+        const AUTHENTICATED: [Method; 6] = [
+            Method::ALLOCATE,
+            Method::REFRESH,
+            Method::CREATE_PERMISSION,
+            Method::CHANNEL_BIND,
+            Method::CONNECT,
+            Method::CONNECTION_BIND,
+        ];
+        if !AUTHENTICATED.contains(&method) {
             return self.sent(Reply::to(message, None).error(io, tuple, ErrorCode::BAD_REQUEST));
         }
         let Some(auth) = self.authenticate(now, tuple, message, io) else { return };
@@ -262,6 +279,8 @@ impl Server {
             Method::ALLOCATE => self.allocate(now, tuple, message, &auth, io),
             Method::REFRESH => self.refresh(now, tuple, message, &auth, io),
             Method::CREATE_PERMISSION => self.create_permission(now, tuple, message, &auth, io),
+            Method::CONNECT => self.connect(now, tuple, message, &auth, io),
+            Method::CONNECTION_BIND => self.connection_bind(now, tuple, message, &auth, io),
             _ => self.channel_bind(now, tuple, message, &auth, io),
         }
     }

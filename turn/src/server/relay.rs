@@ -118,7 +118,8 @@ fn forward_to_peer(
     dont_fragment: bool,
     io: &mut impl TurnIo,
 ) {
-    if !allocation.is_live(now.instant) {
+    // A TCP allocation has no datagrams to send: its relays are listening sockets.
+    if !allocation.is_live(now.instant) || allocation.tcp {
         return metrics.dropped(DropReason::NoAllocation);
     }
     // No relay of the peer's family means no permission could exist for it either.

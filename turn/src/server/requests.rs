@@ -119,6 +119,10 @@ impl Server {
         let Some(allocation) = self.table.get(tuple) else {
             return self.sent(reply.error(io, tuple, ErrorCode::ALLOCATION_MISMATCH));
         };
+        // A TCP allocation's data goes over its peer data connections (RFC 6062 §5).
+        if allocation.tcp {
+            return self.sent(reply.error(io, tuple, ErrorCode::BAD_REQUEST));
+        }
         let channel = message.get(AttrType::CHANNEL_NUMBER).map(stun::decode_channel_number);
         let (Some(Ok(channel)), Ok(peer)) = (channel, message.xor_address(AttrType::XOR_PEER_ADDRESS)) else {
             return self.sent(reply.error(io, tuple, ErrorCode::BAD_REQUEST));

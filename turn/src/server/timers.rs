@@ -26,7 +26,8 @@ impl Server {
     }
 
     /// Frees expired allocations (closing their relay sockets), permissions, channel bindings
-    /// and reservations.
+    /// and reservations; answers Connects that timed out and closes peer data connections
+    /// never bound (RFC 6062).
     pub fn handle_timeout(&mut self, now: Now, io: &mut impl TurnIo) {
         if self.sweep.next.is_none_or(|next| now.instant < next) {
             return;
@@ -42,6 +43,9 @@ impl Server {
             let at = allocation.expire(now.instant);
             next = Some(next.map_or(at, |n| n.min(at)));
             self.sync_kernel_routes(&tuple, now.instant, io);
+        }
+        if let Some(at) = self.expire_peer_connections(now.instant, io) {
+            next = Some(next.map_or(at, |n| n.min(at)));
         }
         self.table.reservations.retain(|_, reservation| {
             if now.instant < reservation.expires {
@@ -63,9 +67,11 @@ impl Server {
         self.sweep.next = Some(self.sweep.next.map_or(at, |next| next.min(at)));
     }
 
-    /// Removes an allocation, closes its relay sockets and gives its quota back.
+    /// Removes an allocation, closes its relay sockets and peer data connections (RFC 6062
+    /// §5.2: they live no longer than their allocation) and gives its quota back.
     pub(super) fn free(&mut self, tuple: &ClientTuple, io: &mut impl TurnIo) {
         let Some(mut allocation) = self.table.remove(tuple) else { return };
+        self.close_peer_connections(&allocation.connections, io);
         Self::withdraw_kernel_routes(&mut allocation, io);
         for relay in allocation.relays() {
             io.close_relay(relay.id);
