@@ -179,11 +179,14 @@ fn a_second_allocate_is_437_but_a_retransmission_gets_the_same_success() {
 }
 
 #[test]
-fn only_udp_is_relayed_and_requested_transport_is_required() {
+fn udp_and_tcp_are_relayed_tcp_only_over_streams_and_requested_transport_is_required() {
     let mut h = Harness::new("");
     let mut client = ada();
+    let sctp = AllocateOptions { transport: 132, ..AllocateOptions::default() };
+    assert_eq!(code(&h.allocate(&udp(1), &mut client, sctp)), 442);
+    // RFC 6062 §5.1: a TCP allocation over UDP is a bad request.
     let tcp = AllocateOptions { transport: 6, ..AllocateOptions::default() };
-    assert_eq!(code(&h.allocate(&udp(1), &mut client, tcp)), 442);
+    assert_eq!(code(&h.allocate(&udp(1), &mut client, tcp)), 400);
     let response =
         h.exchange(&udp(1), &mut client, &|c, buf, t| c.request(buf, Method::ALLOCATE, t, |_| Ok(())));
     assert_eq!(code(&response), 400);
@@ -776,7 +779,7 @@ fn unknown_required_attributes_are_420_and_optional_ones_ignored() {
 fn unknown_methods_are_400_and_indications_are_never_answered() {
     let mut h = Harness::new("");
     let mut buf = [0u8; 64];
-    let len = MessageBuilder::new(&mut buf, Method(0x00a), Class::Request, TransactionId([1; 12]))
+    let len = MessageBuilder::new(&mut buf, Method(0x00d), Class::Request, TransactionId([1; 12]))
         .unwrap()
         .finish();
     let answers = h.client_sends(&udp(1), &buf[..len]);
@@ -787,7 +790,7 @@ fn unknown_methods_are_400_and_indications_are_never_answered() {
         Message::parse(&h.client_sends(&udp(1), &buf[..len])[0]).unwrap().error_code().unwrap().0,
         400
     );
-    for method in [Method::BINDING, Method::ALLOCATE, Method::DATA, Method(0x00a)] {
+    for method in [Method::BINDING, Method::ALLOCATE, Method::DATA, Method::CONNECTION_ATTEMPT, Method(0x00d)] {
         let len = MessageBuilder::new(&mut buf, method, Class::Indication, TransactionId([1; 12]))
             .unwrap()
             .finish();

@@ -6,6 +6,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 use rustls::ServerConnection;
 
+use super::pipe::{PipeBuf, Transfer};
 use super::stats::CloseReason;
 use crate::server::{ClientTuple, frame_len};
 
@@ -40,6 +41,9 @@ pub(super) struct Conn {
     pub last_message: Instant,
     /// Queued in the worker's list of connections to flush.
     pub dirty: bool,
+    /// A client data connection of a TCP allocation (RFC 6062 §5.4): the index of the peer
+    /// connection its bytes are piped to, and no more messages are read from it.
+    pub pipe: Option<usize>,
 }
 
 pub(super) enum Received {
@@ -66,6 +70,7 @@ impl Conn {
             accepted: now,
             last_message: now,
             dirty: false,
+            pipe: None,
         }
     }
 
@@ -169,6 +174,68 @@ impl Conn {
                 return Ok(());
             }
         }
+    }
+
+    /// Reads (over TLS: decrypts) what fits into `into`, one socket read at most.
+    pub fn pipe_read(&mut self, into: &mut PipeBuf) -> Transfer {
+        let Some(tls) = &mut self.tls else { return into.read_from(&mut self.stream) };
+        // Plaintext rustls holds already comes first: the socket is read only when it is
+        // drained, so rustls's own buffer stays small.
+        let mut moved = 0;
+        loop {
+            match into.read_from(&mut tls.reader()) {
+                Transfer::Moved(n) => {
+                    moved += n;
+                    continue;
+                }
+                Transfer::Eof => return Transfer::Eof,
+                Transfer::Failed => return Transfer::Failed,
+                Transfer::Idle => {}
+            }
+            if moved > 0 || into.is_full() {
+                return if moved > 0 { Transfer::Moved(moved) } else { Transfer::Idle };
+            }
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => return Transfer::Eof,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Transfer::Idle,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Transfer::Failed,
+            }
+            if tls.process_new_packets().is_err() {
+                let _ = tls.write_tls(&mut self.stream);
+                return Transfer::Failed;
+            }
+        }
+    }
+
+    /// Writes what the socket takes now from `from` (over TLS: encrypts as much as rustls
+    /// buffers, then sends its records).
+    pub fn pipe_write(&mut self, from: &mut PipeBuf) -> Transfer {
+        let Some(tls) = &mut self.tls else { return from.write_to(&mut self.stream) };
+        let mut moved = 0;
+        loop {
+            let mut progress = false;
+            if !from.is_empty() {
+                let n = tls.writer().write(from.pending()).unwrap_or(0);
+                from.consume(n);
+                moved += n;
+                progress |= n > 0;
+            }
+            if tls.wants_write() {
+                match tls.write_tls(&mut self.stream) {
+                    Ok(0) => return Transfer::Failed,
+                    Ok(_) => progress = true,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+                    Err(_) => return Transfer::Failed,
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        if moved > 0 { Transfer::Moved(moved) } else { Transfer::Idle }
     }
 
     /// Gives memory back from a connection that has gone quiet.

@@ -35,6 +35,8 @@ mod conn;
 mod http;
 mod listener;
 mod liveness;
+mod peer_stream;
+mod pipe;
 mod relay;
 mod slab;
 mod stats;

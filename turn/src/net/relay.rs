@@ -30,7 +30,7 @@ impl RelaySocket {
         (min, max): (u16, u16),
         rng: &mut Rng,
     ) -> Result<Self, RelayError> {
-        let socket = bind(ip, request, min, max, rng)?;
+        let socket = bind_in_range(request, (min, max), rng, |port| UdpSocket::bind(SocketAddr::new(ip, port)))?;
         socket.set_nonblocking(true).map_err(|_| RelayError::Unavailable)?;
         let local = socket.local_addr().map_err(|_| RelayError::Unavailable)?;
         // Without DONT-FRAGMENT a datagram is sent as the client gave it, fragmented if the
@@ -52,13 +52,14 @@ impl RelaySocket {
     }
 }
 
-fn bind(
-    ip: IpAddr,
+/// Tries `bind` on the ports of `[min, max]` that `request` allows, from a random start, until
+/// one is free. Shared by UDP relays and TCP relays (their ports are drawn the same way).
+pub(super) fn bind_in_range<T>(
     request: PortRequest,
-    min: u16,
-    max: u16,
+    (min, max): (u16, u16),
     rng: &mut Rng,
-) -> Result<UdpSocket, RelayError> {
+    mut bind: impl FnMut(u16) -> io::Result<T>,
+) -> Result<T, RelayError> {
     let (first, step, count) = match request {
         PortRequest::Specific(port) if (min..=max).contains(&port) => (port, 1, 1),
         PortRequest::Specific(_) => return Err(RelayError::PortsExhausted),
@@ -75,7 +76,7 @@ fn bind(
     for i in 0..count.min(MAX_BIND_ATTEMPTS) {
         let port = u32::from(first) + (start + i) % count * step;
         let port = u16::try_from(port).expect("within [min, max]");
-        match UdpSocket::bind(SocketAddr::new(ip, port)) {
+        match bind(port) {
             Ok(socket) => return Ok(socket),
             // Taken by another relay or process; privileged ports when min-port is low.
             Err(e) if matches!(e.kind(), io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied) => {}

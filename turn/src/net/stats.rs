@@ -18,6 +18,9 @@ pub enum CloseReason {
     Tls,
     /// The server is stopping.
     Shutdown,
+    /// The other side of its TCP allocation's byte pipe closed (RFC 6062), or the server
+    /// closed the peer connection.
+    Pipe,
 }
 
 /// All relaxed atomics: each counter is read on its own, no ordering between them matters.
@@ -68,7 +71,7 @@ impl NetStats {
             CloseReason::Framing => &self.closed_framing,
             CloseReason::Idle => &self.closed_idle,
             CloseReason::HandshakeTimeout | CloseReason::Tls => &self.tls_handshake_failures,
-            CloseReason::Client | CloseReason::Shutdown => return,
+            CloseReason::Client | CloseReason::Shutdown | CloseReason::Pipe => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

@@ -18,17 +18,22 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use rustls::{ServerConfig, ServerConnection};
 
 use super::conn::{Conn, MAX_MESSAGE, Received};
+use super::peer_stream::{PeerStream, TcpRelay, connect_from};
+use super::pipe::Transfer;
 use super::relay::{RelaySocket, Rng};
 use super::slab::Slab;
 use super::stats::{CloseReason, NetStats};
 use super::{Limits, StreamListener};
 use crate::server::{
-    ClientTuple, Now, PortRequest, RelayError, RelayId, Server, Transport, TurnIo, frame_len,
+    ClientTuple, ConnectionId, Now, PortRequest, RelayError, RelayId, Server, Shared, Transport, TurnIo,
+    frame_len,
 };
 
-/// Token space: listeners first, then connections, then relay sockets, and the waker last.
+/// Token space: listeners first, then connections, then relay sockets, then the peer data
+/// connections of TCP allocations, and the waker last.
 const CONN_BASE: usize = 1 << 16;
 const RELAY_BASE: usize = 1 << 40;
+const PEER_BASE: usize = 1 << 48;
 const WAKER: Token = Token(usize::MAX);
 
 /// Bytes read from one connection, or datagrams from one relay, before the others get their
@@ -131,6 +136,7 @@ pub fn spawn_all(
         assert!(own_listeners.len() < CONN_BASE, "listener tokens stay below connection tokens");
         let stop = Arc::new(AtomicBool::new(false));
         let turns = Arc::new(AtomicU64::new(0));
+        let shared = Arc::clone(setup.server.shared());
         let worker = Worker {
             server: setup.server,
             io: StreamIo {
@@ -138,6 +144,11 @@ pub fn spawn_all(
                 conns: Slab::default(),
                 by_tuple: HashMap::new(),
                 relays: Slab::default(),
+                peers: Slab::default(),
+                by_connection: HashMap::new(),
+                closed_peers: Vec::new(),
+                shared,
+                max_connections: setup.limits.max_connections,
                 dirty: Vec::new(),
                 ports: setup.relay_ports,
                 rng: Rng::new(),
@@ -246,13 +257,121 @@ impl Worker {
             i if i < CONN_BASE => self.accept(i, now),
             i if i < RELAY_BASE => {
                 let index = i - CONN_BASE;
-                if readable {
-                    self.read_conn(index, now);
+                if let Some(peer) = self.io.conns.get(index).and_then(|conn| conn.pipe) {
+                    self.pump(peer, now);
+                } else {
+                    if readable {
+                        self.read_conn(index, now);
+                    }
+                    // Writable, or readable with something to answer: flushed at the end of
+                    // the turn.
+                    self.io.mark_dirty(index);
                 }
-                // Writable, or readable with something to answer: flushed at the end of the turn.
-                self.io.mark_dirty(index);
             }
-            i => self.read_relay(i - RELAY_BASE, now),
+            i if i < PEER_BASE => self.read_relay(i - RELAY_BASE, now),
+            i => self.peer_event(i - PEER_BASE, now),
+        }
+        self.report_closed_peers();
+    }
+
+    /// An event on a peer data connection: the end of a connection attempt, or pipe traffic.
+    fn peer_event(&mut self, index: usize, now: Now) {
+        let Some(peer) = self.io.peers.get_mut(index) else { return };
+        if peer.connecting {
+            let id = peer.id;
+            match peer.connect_outcome() {
+                None => return,
+                Some(true) => peer.connecting = false,
+                Some(false) => {
+                    self.io.drop_peer(index, CloseReason::Client);
+                    // Reported as the Connect's outcome, not as a close.
+                    self.io.closed_peers.retain(|&closed| closed != id);
+                    return self.server.handle_peer_connected(now, id, false, &mut self.io);
+                }
+            }
+            self.server.handle_peer_connected(now, id, true, &mut self.io);
+        }
+        self.pump(index, now);
+    }
+
+    /// Moves bytes both ways between a peer connection and its client data connection (or,
+    /// before ConnectionBind, from the peer into its buffer) until neither way moves any.
+    ///
+    /// Edge-triggered readiness never repeats itself, so every way stops for a reason that
+    /// ends with a new event or a new call: a read that would block or a write that would
+    /// block (the socket's next edge calls this again), or a full buffer, which the write
+    /// out of it empties in this same loop, or if that write blocks, at its writable edge.
+    /// A pipe that keeps moving past its budget yields to the others until the next turn.
+    fn pump(&mut self, index: usize, now: Now) {
+        let mut budget = READ_BUDGET;
+        let io = &mut self.io;
+        let metrics = &io.shared.metrics;
+        loop {
+            let Some(peer) = io.peers.get_mut(index) else { return };
+            if peer.connecting {
+                return;
+            }
+            let mut moved = 0;
+            let mut failed = false;
+            match peer.to_client.read_from(&mut peer.stream) {
+                Transfer::Moved(n) => moved += n,
+                Transfer::Eof => peer.peer_done = true,
+                Transfer::Failed => failed = true,
+                Transfer::Idle => {}
+            }
+            if let Some(conn) = peer.data.and_then(|data| io.conns.get_mut(data)) {
+                // The ConnectionBind response, still queued, goes before any piped byte.
+                if conn.flush().is_err() {
+                    failed = true;
+                } else if !conn.wants_flush() {
+                    match conn.pipe_write(&mut peer.to_client) {
+                        Transfer::Moved(n) => {
+                            metrics.tcp_relayed_to_client(n);
+                            conn.last_message = now.instant;
+                            moved += n;
+                        }
+                        Transfer::Failed | Transfer::Eof => failed = true,
+                        Transfer::Idle => {}
+                    }
+                }
+                match conn.pipe_read(&mut peer.to_peer) {
+                    Transfer::Moved(n) => {
+                        conn.last_message = now.instant;
+                        moved += n;
+                    }
+                    Transfer::Eof => peer.client_done = true,
+                    Transfer::Failed => failed = true,
+                    Transfer::Idle => {}
+                }
+                match peer.to_peer.write_to(&mut peer.stream) {
+                    Transfer::Moved(n) => {
+                        metrics.tcp_relayed_to_peer(n);
+                        moved += n;
+                    }
+                    Transfer::Failed | Transfer::Eof => failed = true,
+                    Transfer::Idle => {}
+                }
+            } else if peer.data.is_some() {
+                failed = true; // the data connection went away
+            }
+            if failed || peer.finished() {
+                io.drop_peer(index, CloseReason::Pipe);
+                return;
+            }
+            if moved == 0 {
+                return;
+            }
+            budget = budget.saturating_sub(moved);
+            if budget == 0 {
+                return self.pending.push(Token(PEER_BASE + index));
+            }
+        }
+    }
+
+    /// Tells the server about peer connections the I/O layer closed on its own.
+    fn report_closed_peers(&mut self) {
+        while let Some(id) = self.io.closed_peers.pop() {
+            self.server.handle_peer_closed(id, &mut self.io);
         }
     }
 
@@ -351,6 +470,9 @@ impl Worker {
                     if let Err(reason) = self.handle_messages(index, now) {
                         return self.close(index, reason);
                     }
+                    if self.io.conns.get(index).is_some_and(|conn| conn.pipe.is_some()) {
+                        return; // a client data connection now: the pipe reads it
+                    }
                     budget = budget.saturating_sub(n.max(1));
                     if budget == 0 {
                         return self.pending.push(Token(CONN_BASE + index));
@@ -392,6 +514,17 @@ impl Worker {
                 allocated = Some(after > before);
             }
             at += len;
+            // ConnectionBind made this a client data connection (RFC 6062 §5.4): what follows
+            // the request is the client's data for the peer, not messages.
+            if let Some(peer) = self.io.conns.get(index).and_then(|conn| conn.pipe) {
+                let rest = &inbuf[at..];
+                if !self.io.peers.get_mut(peer).is_some_and(|peer| peer.to_peer.push(rest)) {
+                    result = Err(CloseReason::Pipe);
+                }
+                at = inbuf.len();
+                self.pending.push(Token(PEER_BASE + peer));
+                break;
+            }
         }
         let Some(conn) = self.io.conns.get_mut(index) else { return result };
         let mut inbuf = inbuf;
@@ -407,8 +540,11 @@ impl Worker {
     }
 
     fn read_relay(&mut self, index: usize, now: Now) {
+        if matches!(self.io.relays.get(index), Some(Relay::Tcp(_))) {
+            return self.accept_peers(index, now);
+        }
         for _ in 0..DATAGRAM_BUDGET {
-            let Some(relay) = self.io.relays.get(index) else { return };
+            let Some(Relay::Udp(relay)) = self.io.relays.get(index) else { return };
             match relay.socket.recv_from(&mut self.scratch) {
                 Ok((n, peer)) => {
                     let relay = RelayId(index as u32);
@@ -418,6 +554,45 @@ impl Worker {
                 // An ICMP error from an earlier send, reported on this socket: nothing to read.
                 Err(_) => {}
             }
+        }
+        self.pending.push(Token(RELAY_BASE + index));
+    }
+
+    /// Peers connecting to a TCP relay (RFC 6062 §5.3): each is offered to the server, which
+    /// names it or has it closed; each counts toward the connection limit.
+    fn accept_peers(&mut self, index: usize, now: Now) {
+        for _ in 0..ACCEPT_BUDGET {
+            let Some(Relay::Tcp(relay)) = self.io.relays.get(index) else { return };
+            let (mut stream, peer) = match relay.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_resource_error(&e) => {
+                    self.io.stats.refused();
+                    self.next_housekeeping = Some(now.instant + HOUSEKEEPING);
+                    return;
+                }
+                Err(_) => continue,
+            };
+            if !self.io.stats.try_open(self.io.max_connections) {
+                continue;
+            }
+            let relay = RelayId(index as u32);
+            let Some(id) = self.server.handle_peer_accepted(now, relay, peer, &mut self.io) else {
+                self.io.stats.closed(CloseReason::Pipe);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let slot = self.io.peers.vacant();
+            if self.io.registry.register(&mut stream, Token(PEER_BASE + slot), Interest::READABLE | Interest::WRITABLE).is_err()
+            {
+                self.io.stats.closed(CloseReason::Client);
+                self.server.handle_peer_closed(id, &mut self.io);
+                continue;
+            }
+            self.io.peers.insert(PeerStream::new(stream, id, false));
+            self.io.by_connection.insert(id, slot);
+            // What the peer sent before we registered raised no event of its own.
+            self.pending.push(Token(PEER_BASE + slot));
         }
         self.pending.push(Token(RELAY_BASE + index));
     }
@@ -474,6 +649,15 @@ impl Worker {
     /// Removes a connection; the server frees its allocation (RFC 8656 §3.1: over TCP and TLS
     /// the allocation lives no longer than the connection).
     fn close(&mut self, index: usize, reason: CloseReason) {
+        if let Some(peer) = self.io.conns.get_mut(index).and_then(|conn| conn.pipe.take()) {
+            // A client data connection: its peer connection goes with it, and this
+            // connection is closed below, for its own reason.
+            if let Some(peer) = self.io.peers.get_mut(peer) {
+                peer.data = None;
+            }
+            self.io.drop_peer(peer, CloseReason::Pipe);
+            self.report_closed_peers();
+        }
         let Some(mut conn) = self.io.conns.remove(index) else { return };
         let _ = self.io.registry.deregister(&mut conn.stream);
         self.io.by_tuple.remove(&conn.tuple);
@@ -508,13 +692,29 @@ fn now() -> Now {
     Now { instant: Instant::now(), unix_s }
 }
 
+/// A relay socket: UDP, or the listening socket of a TCP allocation (RFC 6062).
+#[derive(Debug)]
+enum Relay {
+    Udp(RelaySocket),
+    Tcp(TcpRelay),
+}
+
 /// The worker's sockets, as the server sees them.
 #[derive(Debug)]
 struct StreamIo {
     registry: Registry,
     conns: Slab<Conn>,
     by_tuple: HashMap<ClientTuple, usize>,
-    relays: Slab<RelaySocket>,
+    relays: Slab<Relay>,
+    /// Peer data connections of TCP allocations, found by CONNECTION-ID too.
+    peers: Slab<PeerStream>,
+    by_connection: HashMap<ConnectionId, usize>,
+    /// Peer connections this layer closed on its own (a side of the pipe closed or failed),
+    /// to tell the server once it is not in the middle of a call.
+    closed_peers: Vec<ConnectionId>,
+    /// For the TCP relay's byte counters.
+    shared: Arc<Shared>,
+    max_connections: u64,
     /// Connections with something queued, flushed once at the end of the loop turn: one
     /// write per connection per turn however many messages it got.
     dirty: Vec<usize>,
@@ -524,6 +724,32 @@ struct StreamIo {
 }
 
 impl StreamIo {
+    /// Closes a peer data connection and its client data connection, if bound; the server
+    /// hears of it through `closed_peers` (unless it asked for the close itself).
+    fn drop_peer(&mut self, index: usize, reason: CloseReason) {
+        let Some(mut peer) = self.peers.remove(index) else { return };
+        let _ = self.registry.deregister(&mut peer.stream);
+        self.by_connection.remove(&peer.id);
+        self.stats.closed(reason);
+        self.closed_peers.push(peer.id);
+        if let Some(data) = peer.data {
+            self.drop_data_conn(data);
+        }
+    }
+
+    /// Closes a client data connection (it holds no allocation: the server has nothing to
+    /// free), after writing what it can of what is queued.
+    fn drop_data_conn(&mut self, index: usize) {
+        let Some(mut conn) = self.conns.remove(index) else { return };
+        let _ = self.registry.deregister(&mut conn.stream);
+        self.by_tuple.remove(&conn.tuple);
+        if let Some(tls) = &mut conn.tls {
+            tls.send_close_notify();
+        }
+        let _ = conn.flush();
+        self.stats.closed(CloseReason::Pipe);
+    }
+
     fn mark_dirty(&mut self, index: usize) {
         if let Some(conn) = self.conns.get_mut(index)
             && !conn.dirty
@@ -543,7 +769,10 @@ impl TurnIo for StreamIo {
     }
 
     fn to_peer(&mut self, relay: RelayId, peer: SocketAddr, payload: &[u8], dont_fragment: bool) -> bool {
-        self.relays.get_mut(relay.0 as usize).is_some_and(|socket| socket.send(peer, payload, dont_fragment))
+        match self.relays.get_mut(relay.0 as usize) {
+            Some(Relay::Udp(socket)) => socket.send(peer, payload, dont_fragment),
+            _ => false,
+        }
     }
 
     fn open_relay(
@@ -558,15 +787,74 @@ impl TurnIo for StreamIo {
             .register(&mut relay.socket, Token(RELAY_BASE + index), Interest::READABLE)
             .map_err(|_| RelayError::Unavailable)?;
         let local = relay.local;
-        self.relays.insert(relay);
+        self.relays.insert(Relay::Udp(relay));
         self.stats.relay_opened();
         Ok((RelayId(id), local))
     }
 
     fn close_relay(&mut self, relay: RelayId) {
-        if let Some(mut relay) = self.relays.remove(relay.0 as usize) {
-            let _ = self.registry.deregister(&mut relay.socket);
-            self.stats.relay_closed();
+        let _ = match self.relays.remove(relay.0 as usize) {
+            Some(Relay::Udp(mut relay)) => self.registry.deregister(&mut relay.socket),
+            Some(Relay::Tcp(mut relay)) => self.registry.deregister(&mut relay.listener),
+            None => return,
+        };
+        self.stats.relay_closed();
+    }
+
+    fn open_tcp_relay(&mut self, ip: std::net::IpAddr) -> Result<(RelayId, SocketAddr), RelayError> {
+        let mut relay = TcpRelay::open(ip, self.ports, &mut self.rng)?;
+        let index = self.relays.vacant();
+        let id = u32::try_from(index).map_err(|_| RelayError::Unavailable)?;
+        self.registry
+            .register(&mut relay.listener, Token(RELAY_BASE + index), Interest::READABLE)
+            .map_err(|_| RelayError::Unavailable)?;
+        let local = relay.local;
+        self.relays.insert(Relay::Tcp(relay));
+        self.stats.relay_opened();
+        Ok((RelayId(id), local))
+    }
+
+    fn connect_peer(&mut self, relay: RelayId, connection: ConnectionId, peer: SocketAddr) -> bool {
+        let Some(Relay::Tcp(relay)) = self.relays.get(relay.0 as usize) else { return false };
+        // A peer connection is a connection like any other for the limit.
+        if !self.stats.try_open(self.max_connections) {
+            return false;
+        }
+        let slot = self.peers.vacant();
+        let registered = connect_from(relay.local, peer).and_then(|mut stream| {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            self.registry.register(&mut stream, Token(PEER_BASE + slot), interest)?;
+            Ok(stream)
+        });
+        let Ok(stream) = registered else {
+            self.stats.closed(CloseReason::Client);
+            return false;
+        };
+        self.peers.insert(PeerStream::new(stream, connection, true));
+        self.by_connection.insert(connection, slot);
+        true
+    }
+
+    fn bind_data(&mut self, connection: ConnectionId, data: &ClientTuple) -> bool {
+        let (Some(&peer), Some(&conn)) = (self.by_connection.get(&connection), self.by_tuple.get(data)) else {
+            return false;
+        };
+        let (Some(peer_stream), Some(data_conn)) = (self.peers.get_mut(peer), self.conns.get_mut(conn)) else {
+            return false;
+        };
+        peer_stream.data = Some(conn);
+        data_conn.pipe = Some(peer);
+        // A pipe's idle time is that of an allocated connection: a quiet TCP session between
+        // client and peer is as legitimate as a quiet control connection.
+        data_conn.allocated = true;
+        true
+    }
+
+    fn close_peer(&mut self, connection: ConnectionId) {
+        if let Some(&index) = self.by_connection.get(&connection) {
+            self.drop_peer(index, CloseReason::Pipe);
+            // The server asked: it knows.
+            self.closed_peers.retain(|&id| id != connection);
         }
     }
 }
