@@ -83,6 +83,8 @@ pub struct Response {
     pub address_error: Option<(u8, u16)>,
     /// UNKNOWN-ATTRIBUTES of a 420.
     pub unknown_attributes: Vec<u16>,
+    /// CONNECTION-ID of a Connect or ConnectionBind response (RFC 6062).
+    pub connection_id: Option<u32>,
     /// Whether MESSAGE-INTEGRITY (or -SHA256) checked out with the client's key (false when absent).
     pub signed: bool,
     /// Whether the integrity that checked out was MESSAGE-INTEGRITY-SHA256.
@@ -279,6 +281,30 @@ impl Client {
         })
     }
 
+    /// Connect (RFC 6062 §4.3): a TCP connection from the relayed address to `peer`.
+    pub fn connect(
+        &self,
+        buf: &mut [u8],
+        transaction_id: TransactionId,
+        peer: SocketAddr,
+    ) -> Result<(TransactionId, usize), BufferTooSmall> {
+        self.request(buf, Method::CONNECT, transaction_id, |m| {
+            m.xor_address(AttrType::XOR_PEER_ADDRESS, peer).map(drop)
+        })
+    }
+
+    /// ConnectionBind (RFC 6062 §4.4), sent on a new connection to the server.
+    pub fn connection_bind(
+        &self,
+        buf: &mut [u8],
+        transaction_id: TransactionId,
+        connection_id: u32,
+    ) -> Result<(TransactionId, usize), BufferTooSmall> {
+        self.request(buf, Method::CONNECTION_BIND, transaction_id, |m| {
+            m.u32(AttrType::CONNECTION_ID, connection_id).map(drop)
+        })
+    }
+
     /// A Send indication (never authenticated, RFC 8656 §11.1).
     pub fn send_indication(
         &self,
@@ -338,6 +364,7 @@ impl Client {
             reservation_token: None,
             address_error: None,
             unknown_attributes: Vec::new(),
+            connection_id: None,
             signed,
             signed_sha256,
         };
@@ -358,6 +385,7 @@ impl Client {
                         .ok()
                         .map(|(family, code, _)| (family, code));
                 }
+                AttrType::CONNECTION_ID => response.connection_id = stun::decode_u32(attribute.value).ok(),
                 AttrType::UNKNOWN_ATTRIBUTES => {
                     response.unknown_attributes =
                         attribute.value.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]])).collect();
@@ -389,6 +417,17 @@ pub fn parse_data_indication(bytes: &[u8]) -> Option<(SocketAddr, &[u8])> {
     let peer = message.xor_address(AttrType::XOR_PEER_ADDRESS).ok()?;
     let data = message.data().ok()?;
     Some((peer, data))
+}
+
+/// Reads a ConnectionAttempt indication (RFC 6062 §4.3): the peer and its CONNECTION-ID.
+pub fn parse_connection_attempt(bytes: &[u8]) -> Option<(SocketAddr, u32)> {
+    let message = Message::parse(bytes).ok()?;
+    if (message.method(), message.class()) != (Method::CONNECTION_ATTEMPT, Class::Indication) {
+        return None;
+    }
+    let peer = message.xor_address(AttrType::XOR_PEER_ADDRESS).ok()?;
+    let id = stun::decode_u32(message.get(AttrType::CONNECTION_ID)?).ok()?;
+    Some((peer, id))
 }
 
 /// Whether a datagram from the server is ChannelData rather than STUN (RFC 8656 §12).

@@ -790,7 +790,8 @@ fn unknown_methods_are_400_and_indications_are_never_answered() {
         Message::parse(&h.client_sends(&udp(1), &buf[..len])[0]).unwrap().error_code().unwrap().0,
         400
     );
-    for method in [Method::BINDING, Method::ALLOCATE, Method::DATA, Method::CONNECTION_ATTEMPT, Method(0x00d)] {
+    for method in [Method::BINDING, Method::ALLOCATE, Method::DATA, Method::CONNECTION_ATTEMPT, Method(0x00d)]
+    {
         let len = MessageBuilder::new(&mut buf, method, Class::Indication, TransactionId([1; 12]))
             .unwrap()
             .finish();

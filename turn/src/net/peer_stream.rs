@@ -32,7 +32,11 @@ impl TcpRelay {
     /// Binds and listens on `ip`, on a port of `range` drawn as for UDP relays.
     pub fn open(ip: IpAddr, range: (u16, u16), rng: &mut Rng) -> Result<Self, RelayError> {
         let socket = bind_in_range(PortRequest::Any, range, rng, |port| {
-            let socket = Socket::new(Domain::for_address(SocketAddr::new(ip, port)), Type::STREAM, Some(Protocol::TCP))?;
+            let socket = Socket::new(
+                Domain::for_address(SocketAddr::new(ip, port)),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )?;
             // A relayed address in TIME_WAIT from an earlier allocation is free to take.
             socket.set_reuse_address(true)?;
             if ip.is_ipv6() {

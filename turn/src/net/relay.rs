@@ -30,7 +30,8 @@ impl RelaySocket {
         (min, max): (u16, u16),
         rng: &mut Rng,
     ) -> Result<Self, RelayError> {
-        let socket = bind_in_range(request, (min, max), rng, |port| UdpSocket::bind(SocketAddr::new(ip, port)))?;
+        let socket =
+            bind_in_range(request, (min, max), rng, |port| UdpSocket::bind(SocketAddr::new(ip, port)))?;
         socket.set_nonblocking(true).map_err(|_| RelayError::Unavailable)?;
         let local = socket.local_addr().map_err(|_| RelayError::Unavailable)?;
         // Without DONT-FRAGMENT a datagram is sent as the client gave it, fragmented if the

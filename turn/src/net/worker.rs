@@ -583,7 +583,11 @@ impl Worker {
             };
             let _ = stream.set_nodelay(true);
             let slot = self.io.peers.vacant();
-            if self.io.registry.register(&mut stream, Token(PEER_BASE + slot), Interest::READABLE | Interest::WRITABLE).is_err()
+            if self
+                .io
+                .registry
+                .register(&mut stream, Token(PEER_BASE + slot), Interest::READABLE | Interest::WRITABLE)
+                .is_err()
             {
                 self.io.stats.closed(CloseReason::Client);
                 self.server.handle_peer_closed(id, &mut self.io);
@@ -836,10 +840,12 @@ impl TurnIo for StreamIo {
     }
 
     fn bind_data(&mut self, connection: ConnectionId, data: &ClientTuple) -> bool {
-        let (Some(&peer), Some(&conn)) = (self.by_connection.get(&connection), self.by_tuple.get(data)) else {
+        let (Some(&peer), Some(&conn)) = (self.by_connection.get(&connection), self.by_tuple.get(data))
+        else {
             return false;
         };
-        let (Some(peer_stream), Some(data_conn)) = (self.peers.get_mut(peer), self.conns.get_mut(conn)) else {
+        let (Some(peer_stream), Some(data_conn)) = (self.peers.get_mut(peer), self.conns.get_mut(conn))
+        else {
             return false;
         };
         peer_stream.data = Some(conn);
