@@ -16,7 +16,7 @@
 # (all processes and interrupts, from /proc/stat), for both servers, to show the saving is real.
 #
 # Needs coturn (scripts/install-test-deps.sh installs it), openssl and a release build, which
-# this script makes. RFC 6062 TCP relaying (tcprelay_*) is not implemented, so it is not run.
+# this script makes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +35,7 @@ SCENARIOS=("$@")
 if [[ ${#SCENARIOS[@]} == 0 ]]; then
   SCENARIOS=(udp_m10_l120_z20 udp_m50_l120_z20 udp_m100_l120_z20 udp_m100_l1200_z20 udp_m20_l120_z1
              udp_m40_l120_z1 udp_m40_l1200_z1 udp_send_m20_l120_z1 tcp_m20_l120_z1
-             tls_norctp_m20_l120_z1 udp_flood_m10_l120)
+             tls_norctp_m20_l120_z1 udp_flood_m10_l120 tcprelay_m4_l120_z1)
 fi
 
 [[ -f $BENCH ]] || { echo "turn-vs-coturn: $BENCH not found (set TURN_BENCH)" >&2; exit 2; }

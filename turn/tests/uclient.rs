@@ -498,6 +498,46 @@ fn uclient_over_udp_at_a_thousand_messages_per_second_loses_nothing() {
     interop(Transport::Udp, Data::Channels, FAST);
 }
 
+/// RFC 6062 between uclient's own clients (`-T`): each allocates a TCP relay, permits and
+/// Connects to its partner's relayed address (a peer connection from one of our relays to
+/// another), both sides ConnectionBind a data connection, and every message crosses two
+/// byte pipes. uclient's `-m 4` is four clients here, two pairs.
+#[test]
+fn uclient_tcp_relay_between_clients_loses_nothing() {
+    install_test_deps(&repo_root());
+    let _one_at_a_time = UCLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("tcprelay");
+    install(&pki("tcprelay"), &dir);
+    // The clients' relayed addresses are the daemon's own: allowed explicitly as peers, as
+    // the shared benchmark does (never in production).
+    let daemon = Daemon::start(&dir, |ports| {
+        base_config(&dir, ports, (48000, 48999)) + "relay-ip=127.0.0.1\nallowed-peer-ip=127.0.0.1\n"
+    });
+    let pace = Pace { messages: 500, gap_ms: 1 };
+    let mut command = Command::new("turnutils_uclient");
+    command
+        .args(["-T", "-v", "-m", &SESSIONS.to_string(), "-n", &pace.messages.to_string(), "-l", "120"])
+        .args(["-z", &pace.gap_ms.to_string(), "-e", "127.0.0.1", "-r", "3480"])
+        .args(["-W", SECRET, "-u", "uclient", "-p", &daemon.ports.tcp.to_string()])
+        .arg(LOCALHOST.to_string());
+    let out = run_bounded(command, Duration::from_secs(60));
+    let output = out.stdout + &out.stderr;
+    assert!(out.status.success(), "uclient failed: {}\n{output}", out.status);
+    let totals = totals(&output).unwrap_or_else(|| panic!("no totals in uclient's output:\n{output}"));
+    let expected = SESSIONS * pace.messages;
+    assert_eq!(totals, Totals { sent: expected, received: expected, lost: 0, send_dropped: 0 }, "{output}");
+
+    let metrics = daemon.metrics();
+    for direction in ["client_to_peer", "peer_to_client"] {
+        let bytes = sample(&metrics, &format!("turn_tcp_relayed_bytes_total{{direction=\"{direction}\"}}"));
+        assert!(bytes >= expected * 120, "every message through the pipes, {direction}: {metrics}");
+    }
+    assert_eq!(sample(&metrics, "turn_peer_connect_failures_total"), 0, "{metrics}");
+    let (status, log) = daemon.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status}\n{log}");
+    eprintln!("uclient -T: {expected} messages each way over TCP allocations, none lost");
+}
+
 fn run_turn(args: &[&str]) -> harness::Output {
     let mut command = Command::new(TURN_BIN);
     command.args(args);
