@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +12,8 @@ use stun::{BufferTooSmall, TransactionId};
 use turn::client::{AllocateOptions, Client, Outcome, Response};
 use turn::config::TurnConfig;
 use turn::server::{
-    ChannelRoute, ClientTuple, Metrics, Now, PortRequest, RelayError, RelayId, Server, Shared, Transport,
-    TurnIo,
+    ChannelRoute, ClientTuple, ConnectionId, Metrics, Now, PortRequest, RelayError, RelayId, Server, Shared,
+    Transport, TurnIo,
 };
 
 pub const NOW_UNIX: u64 = 1_764_172_800;
@@ -93,6 +93,16 @@ pub struct FakeIo {
     pub kernel_log: Vec<(bool, ChannelRoute)>,
     /// The kernel refuses routes (its map is full).
     pub kernel_refuses: bool,
+    /// Which relays are TCP relays (RFC 6062).
+    pub tcp_relays: HashSet<RelayId>,
+    /// Connections to peers started, in order: from which relay, named how, to whom.
+    pub connects: Vec<(RelayId, ConnectionId, SocketAddr)>,
+    /// `connect_peer` answers that no connection could be started.
+    pub connect_refuses: bool,
+    /// Peer connections joined to a client data connection.
+    pub bound: HashMap<ConnectionId, ClientTuple>,
+    /// Peer connections the server had closed, in order.
+    pub closed_peers: Vec<ConnectionId>,
     next_id: u32,
 }
 
@@ -141,7 +151,34 @@ impl TurnIo for FakeIo {
 
     fn close_relay(&mut self, relay: RelayId) {
         assert!(self.relays.remove(&relay).is_some(), "closed twice or never opened");
+        self.tcp_relays.remove(&relay);
         self.closed.push(relay);
+    }
+
+    fn open_tcp_relay(&mut self, ip: IpAddr) -> Result<(RelayId, SocketAddr), RelayError> {
+        let (id, local) = self.open_relay(ip, PortRequest::Any)?;
+        self.tcp_relays.insert(id);
+        Ok((id, local))
+    }
+
+    fn connect_peer(&mut self, relay: RelayId, connection: ConnectionId, peer: SocketAddr) -> bool {
+        assert!(self.tcp_relays.contains(&relay), "connects only from a TCP relay");
+        if self.connect_refuses {
+            return false;
+        }
+        self.connects.push((relay, connection, peer));
+        true
+    }
+
+    fn bind_data(&mut self, connection: ConnectionId, data: &ClientTuple) -> bool {
+        assert!(!self.closed_peers.contains(&connection), "bound a closed connection");
+        self.bound.insert(connection, *data).is_none()
+    }
+
+    fn close_peer(&mut self, connection: ConnectionId) {
+        assert!(!self.closed_peers.contains(&connection), "closed twice");
+        self.bound.remove(&connection);
+        self.closed_peers.push(connection);
     }
 
     fn install_channel(&mut self, route: &ChannelRoute) -> bool {
