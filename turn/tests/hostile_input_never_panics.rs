@@ -7,11 +7,12 @@ use common::*;
 use proptest::prelude::*;
 use stun::{AttrType, Class, MessageBuilder, Method, PasswordAlgorithm, TransactionId};
 use turn::client::{AuthOptions, Client, write_channel_data};
-use turn::server::{ChannelNumber, ClientTuple, RelayId, Transport, frame_len};
+use turn::server::{ChannelNumber, ClientTuple, ConnectionId, RelayId, Transport, frame_len};
 
 const PEER: &str = "93.184.216.34:5000";
 
-/// A server with an allocation on UDP and on TCP, each with a permission and a channel.
+/// A server with an allocation on UDP and on TCP, each with a permission and a channel, and
+/// a TCP allocation (RFC 6062) with a peer connection waiting for its ConnectionBind.
 fn established() -> (Harness, Client, RelayId) {
     let mut h = Harness::new("max-bps=100000\nuser-quota=4");
     let mut client = ada();
@@ -20,6 +21,16 @@ fn established() -> (Harness, Client, RelayId) {
     let mut tcp_client = ada();
     h.allocated(&tuple(Transport::Tcp, 2), &mut tcp_client);
     assert_eq!(code(&h.bind(&tuple(Transport::Tcp, 2), &mut tcp_client, 0x4000, addr(PEER))), 0);
+    let mut relaying_client = ada();
+    let tcp = turn::client::AllocateOptions { transport: 6, ..Default::default() };
+    assert_eq!(code(&h.allocate(&tuple(Transport::Tcp, 4), &mut relaying_client, tcp)), 0);
+    let connect = h.try_once(&tuple(Transport::Tcp, 4), &mut relaying_client, &|c, buf, t| {
+        c.connect(buf, t, addr(PEER))
+    });
+    assert!(connect.is_none(), "answered once connected");
+    let (_, id, _) = h.io.connects[0];
+    let now = h.now();
+    h.server.handle_peer_connected(now, id, true, &mut h.io);
     (h, client, relay)
 }
 
@@ -46,6 +57,9 @@ fn valid_messages(h: &mut Harness, client: &Client) -> Vec<Vec<u8>> {
     push(client.channel_bind(&mut buf, t, 0x4001, addr(PEER)).unwrap().1, &buf);
     push(client.send_indication(&mut buf, t, addr(PEER), b"payload", true).unwrap(), &buf);
     push(client.binding(&mut buf, t).unwrap(), &buf);
+    push(client.connect(&mut buf, t, addr(PEER)).unwrap().1, &buf);
+    let pending = h.io.connects[0].1;
+    push(client.connection_bind(&mut buf, t, pending.0).unwrap().1, &buf);
     push(write_channel_data(&mut buf, ChannelNumber::new(0x4000).unwrap(), b"data", true).unwrap(), &buf);
     let options = AuthOptions {
         sha256: true,
@@ -61,7 +75,13 @@ fn valid_messages(h: &mut Harness, client: &Client) -> Vec<Vec<u8>> {
 }
 
 fn client_tuple() -> impl Strategy<Value = ClientTuple> {
-    prop_oneof![Just(udp(1)), Just(tuple(Transport::Tcp, 2)), Just(udp(3))]
+    prop_oneof![
+        Just(udp(1)),
+        Just(tuple(Transport::Tcp, 2)),
+        Just(udp(3)),
+        Just(tuple(Transport::Tcp, 4)),
+        Just(tuple(Transport::Tls, 5)),
+    ]
 }
 
 /// Attribute types the server reads, and a few it does not.
@@ -85,6 +105,7 @@ fn attribute_type() -> impl Strategy<Value = AttrType> {
         Just(AttrType::EVEN_PORT),
         Just(AttrType::RESERVATION_TOKEN),
         Just(AttrType::DONT_FRAGMENT),
+        Just(AttrType::CONNECTION_ID),
         any::<u16>().prop_map(AttrType),
     ]
 }
@@ -102,17 +123,25 @@ proptest! {
             h.client_sends(tuple, bytes);
             let _ = frame_len(bytes);
         }
-        for (id, ip, port, bytes) in &from_peers {
+        for (i, (id, ip, port, bytes)) in from_peers.iter().enumerate() {
             let relay = if *id == 0 { relay } else { RelayId(*id) };
-            h.peer_sends(relay, std::net::SocketAddr::from((*ip, *port)), bytes);
+            let from = std::net::SocketAddr::from((*ip, *port));
+            h.peer_sends(relay, from, bytes);
             h.peer_sends(relay, addr(PEER), bytes);
+            // TCP peers connecting to any relay, and I/O reports about connections the server
+            // may or may not know (ids of their own, so the fake I/O never sees one twice).
+            let now = h.now();
+            h.server.handle_peer_accepted(now, relay, from, &mut h.io);
+            let stranger = ConnectionId(0xffff_0000 + i as u32);
+            h.server.handle_peer_connected(now, stranger, bytes.first().is_some_and(|b| b & 1 == 1), &mut h.io);
+            h.server.handle_peer_closed(ConnectionId(0xfffe_0000 + i as u32), &mut h.io);
         }
         still_relays(&mut h);
     }
 
     #[test]
     fn mutated_valid_messages(
-        which in 0usize..9,
+        which in 0usize..11,
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
         cut in any::<prop::sample::Index>(),
         truncate in any::<bool>(),
@@ -134,7 +163,7 @@ proptest! {
 
     #[test]
     fn well_framed_requests_with_arbitrary_attributes(
-        method in prop_oneof![Just(Method::ALLOCATE), Just(Method::REFRESH), Just(Method::CREATE_PERMISSION), Just(Method::CHANNEL_BIND), Just(Method::SEND), Just(Method::BINDING)],
+        method in prop_oneof![Just(Method::ALLOCATE), Just(Method::REFRESH), Just(Method::CREATE_PERMISSION), Just(Method::CHANNEL_BIND), Just(Method::SEND), Just(Method::BINDING), Just(Method::CONNECT), Just(Method::CONNECTION_BIND), Just(Method::CONNECTION_ATTEMPT)],
         indication in any::<bool>(),
         attributes in prop::collection::vec((attribute_type(), prop::collection::vec(any::<u8>(), 0..24)), 0..8),
         tuple in client_tuple(),

@@ -152,7 +152,8 @@ fn connect_checks_allocation_kind_peer_family_and_policy() {
     assert_eq!(connect_on(&mut h, &control(), &mut client, "[2606:4700::1]:80"), 443);
     assert_eq!(connect_on(&mut h, &control(), &mut client, "10.0.0.1:80"), 403);
     assert_eq!(h.metrics().denied_peers("private"), 1);
-    let no_peer = h.exchange(&control(), &mut client, &|c, buf, t| c.request(buf, Method::CONNECT, t, |_| Ok(())));
+    let no_peer =
+        h.exchange(&control(), &mut client, &|c, buf, t| c.request(buf, Method::CONNECT, t, |_| Ok(())));
     assert_eq!(code(&no_peer), 400);
     assert!(h.io.connects.is_empty(), "nothing was connected to");
     // A TCP allocation takes no ChannelBind: its data goes over connections.
@@ -198,8 +199,13 @@ fn connection_bind_needs_the_owner_a_known_id_and_a_stream_of_its_own() {
     let id = connected(&mut h, &mut client, addr(PEER));
     assert_eq!(code(&connection_bind(&mut h, &data(1), &mut bob(), id)), 441, "someone else's");
     assert_eq!(code(&connection_bind(&mut h, &udp(9), &mut ada(), id)), 400, "not over UDP");
-    assert_eq!(code(&connection_bind(&mut h, &control(), &mut client, id)), 400, "not the control connection");
-    let no_id = h.exchange(&data(2), &mut ada(), &|c, buf, t| c.request(buf, Method::CONNECTION_BIND, t, |_| Ok(())));
+    assert_eq!(
+        code(&connection_bind(&mut h, &control(), &mut client, id)),
+        400,
+        "not the control connection"
+    );
+    let no_id =
+        h.exchange(&data(2), &mut ada(), &|c, buf, t| c.request(buf, Method::CONNECTION_BIND, t, |_| Ok(())));
     assert_eq!(code(&no_id), 400);
     assert!(h.io.bound.is_empty());
     assert_eq!(code(&connection_bind(&mut h, &data(3), &mut ada(), id)), 0);

@@ -174,7 +174,9 @@ impl Server {
     ) {
         let pending = match self.peer_connections.by_id.get(&connection) {
             Some(PeerConnection { state: State::Connecting { request, .. }, .. }) => *request,
-            _ => return io.close_peer(connection),
+            // Reported twice: nothing changes.
+            Some(_) => return,
+            None => return io.close_peer(connection),
         };
         if !connected {
             self.shared.metrics.peer_connect_failed();
