@@ -13,6 +13,9 @@
 //! client readable   -> read (TLS: decrypt) into its buffer; each whole message, as
 //!                      frame_len measures it -> server.handle_client(now, tuple, message)
 //! relay readable    -> each datagram -> server.handle_peer(now, relay, peer, datagram)
+//!                      (a TCP relay: each peer accepted -> server.handle_peer_accepted)
+//! peer connection   -> connected? server.handle_peer_connected; then the pump moves bytes
+//!                      between it and its client data connection (RFC 6062, see below)
 //! deadline          -> server.handle_timeout(now)
 //! then              -> flush every connection that got output this turn (one write each)
 //! ```
@@ -25,6 +28,14 @@
 //! the setsockopt for the DF bit. Why not the io_uring engine: these are byte streams with
 //! TLS over them, a control-plane-sized load next to the UDP data plane, which the engine
 //! serves.
+//!
+//! TCP allocations (RFC 6062): a TCP relay is a listening socket; peer data connections are
+//! accepted on it or made from its address (`peer_stream.rs`), and once ConnectionBind joins
+//! one to a new client connection, the worker stops parsing that connection and moves bytes
+//! both ways through two fixed buffers (`pipe.rs`), reading a side only while the buffer it
+//! fills has room. Peer connections count toward the connection limit like client
+//! connections, and the server caps them per allocation
+//! ([`MAX_PEER_CONNECTIONS`](crate::server::MAX_PEER_CONNECTIONS)).
 //!
 //! Limits (see [`Limits`]): a total connection cap, a deadline for the TLS handshake, and an
 //! idle deadline measured from the last *whole* message, so a client that trickles bytes of
@@ -57,7 +68,8 @@ use crate::server::MAX_LIFETIME;
 /// Connections at once over all stream workers, unless configured otherwise. Each costs two
 /// descriptors at most (the connection, its relay) and up to about 200 KiB of buffers at
 /// their fullest (64 KiB out, one largest message in, rustls's own), so 4096 stay under a
-/// GiB and within the usual descriptor limits raised for a server.
+/// GiB and within the usual descriptor limits raised for a server. A peer connection of a
+/// TCP allocation counts as one too (one descriptor, 128 KiB of pipe buffers).
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 4096;
 
 #[derive(Clone, Copy, Debug)]

@@ -10,6 +10,9 @@
 //!     wait for a datagram, a stream message (split with frame_len), or server.poll_timeout()
 //!     client message   -> server.handle_client(now, &tuple, bytes, &mut io)
 //!     relay datagram   -> server.handle_peer(now, relay, peer, bytes, &mut io)
+//!     TCP relay (RFC 6062): peer accepted -> server.handle_peer_accepted(now, relay, peer, &mut io),
+//!                      connect outcome    -> server.handle_peer_connected(now, id, ok, &mut io),
+//!                      pipe closed        -> server.handle_peer_closed(id, &mut io)
 //!     timer            -> server.handle_timeout(now, &mut io)
 //! }
 //! ```
