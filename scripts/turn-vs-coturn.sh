@@ -84,7 +84,9 @@ for path in sys.argv[1:]:
         if r.get("rc") == 0 and r.get("msg_s"):
             runs.setdefault(r["scenario"], {}).setdefault(r["target"], []).append(r)
 def path_us(r):
-    return (r["srv_cpu_pct"] + r["peer_cpu_pct"] + r["client_cpu_pct"]) * 1e4 / r["msg_s"]
+    # The benchmark leaves peer_cpu_pct out when it could not sample turnutils_peer, which
+    # tcprelay (-T, client to client) does not use anyway.
+    return (r["srv_cpu_pct"] + r.get("peer_cpu_pct", 0) + r["client_cpu_pct"]) * 1e4 / r["msg_s"]
 def median(rs, f):
     return statistics.median(f(r) for r in rs)
 print("\nMedians over repetitions; path = server + uclient + turnutils_peer CPU per message.")
