@@ -306,6 +306,9 @@ impl Worker {
         let mut budget = READ_BUDGET;
         let io = &mut self.io;
         let metrics = &io.shared.metrics;
+        // A side whose read would block stays unread for the rest of this call: its next
+        // edge brings a new one. (A full buffer is not that: the write out of it may empty it.)
+        let (mut peer_drained, mut client_drained) = (false, false);
         loop {
             let Some(peer) = io.peers.get_mut(index) else { return };
             if peer.connecting {
@@ -313,11 +316,13 @@ impl Worker {
             }
             let mut moved = 0;
             let mut failed = false;
-            match peer.to_client.read_from(&mut peer.stream) {
-                Transfer::Moved(n) => moved += n,
-                Transfer::Eof => peer.peer_done = true,
-                Transfer::Failed => failed = true,
-                Transfer::Idle => {}
+            if !peer_drained && !peer.peer_done {
+                match peer.to_client.read_from(&mut peer.stream) {
+                    Transfer::Moved(n) => moved += n,
+                    Transfer::Eof => peer.peer_done = true,
+                    Transfer::Failed => failed = true,
+                    Transfer::Idle => peer_drained = !peer.to_client.is_full(),
+                }
             }
             if let Some(conn) = peer.data.and_then(|data| io.conns.get_mut(data)) {
                 // The ConnectionBind response, still queued, goes before any piped byte.
@@ -334,14 +339,16 @@ impl Worker {
                         Transfer::Idle => {}
                     }
                 }
-                match conn.pipe_read(&mut peer.to_peer) {
-                    Transfer::Moved(n) => {
-                        conn.last_message = now.instant;
-                        moved += n;
+                if !client_drained && !peer.client_done {
+                    match conn.pipe_read(&mut peer.to_peer) {
+                        Transfer::Moved(n) => {
+                            conn.last_message = now.instant;
+                            moved += n;
+                        }
+                        Transfer::Eof => peer.client_done = true,
+                        Transfer::Failed => failed = true,
+                        Transfer::Idle => client_drained = !peer.to_peer.is_full(),
                     }
-                    Transfer::Eof => peer.client_done = true,
-                    Transfer::Failed => failed = true,
-                    Transfer::Idle => {}
                 }
                 match peer.to_peer.write_to(&mut peer.stream) {
                     Transfer::Moved(n) => {
