@@ -58,6 +58,8 @@ mod tests {
     fn every_code_in_the_table_has_its_phrase() {
         assert_eq!(ErrorCode::STALE_NONCE.reason(), "Stale Nonce");
         assert_eq!(ErrorCode::INSUFFICIENT_CAPACITY.reason(), "Insufficient Capacity");
+        assert_eq!(ErrorCode::CONNECTION_ALREADY_EXISTS.reason(), "Connection Already Exists");
+        assert_eq!(ErrorCode::CONNECTION_TIMEOUT_OR_FAILURE.reason(), "Connection Timeout or Failure");
         assert_eq!(ErrorCode(599).reason(), "");
     }
 }

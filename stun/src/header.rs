@@ -95,6 +95,10 @@ mod tests {
         assert_eq!(message_type(Method::BINDING, Class::Error), 0x0111);
         assert_eq!(message_type(Method::BINDING, Class::Indication), 0x0011);
         assert_eq!(message_type(Method::ALLOCATE, Class::Request), 0x0003);
+        // RFC 6062 §6.1: Connect request, ConnectionBind success, ConnectionAttempt indication.
+        assert_eq!(message_type(Method::CONNECT, Class::Request), 0x000a);
+        assert_eq!(message_type(Method::CONNECTION_BIND, Class::Success), 0x010b);
+        assert_eq!(message_type(Method::CONNECTION_ATTEMPT, Class::Indication), 0x001c);
         for raw in 0..0x3fffu16 {
             let (method, class) = split_type(raw);
             assert_eq!(message_type(method, class), raw);
