@@ -470,3 +470,29 @@ fn a_tls_client_pipes_over_a_tls_data_connection() {
     data.stream.flush().unwrap();
     assert_eq!(echoed.join().unwrap().0, total);
 }
+
+#[test]
+fn a_peer_sending_more_than_the_buffer_before_connection_bind_is_slowed_not_cut() {
+    let daemon = Daemon::start("early-flood");
+    let mut control = Session::new(connect(daemon.tcp), ada());
+    let relayed = control.allocate_tcp();
+    let permission = control.request(&|c, b, t| c.create_permission(b, t, &[SocketAddr::new(PEER_IP, 1)]));
+    assert_eq!(permission.outcome, Outcome::Success);
+    let peer = peer_connects(relayed);
+    // Far more than the server holds for an unbound connection (64 KiB) and than the
+    // sockets' buffers: the peer's writes block until the client binds and reads.
+    let flood = pattern(32 << 20, 9);
+    let mut writer = peer.try_clone().unwrap();
+    writer.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    let sent = flood.clone();
+    let writing = std::thread::spawn(move || writer.write_all(&sent).map(|()| Instant::now()));
+    let (_, id) = parse_connection_attempt(&control.indication()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!writing.is_finished(), "the peer is held back before ConnectionBind");
+    let mut data = Session::new(connect(daemon.tcp), ada());
+    assert_eq!(data.bind(id).outcome, Outcome::Success);
+    let mut got = vec![0u8; flood.len()];
+    data.stream.read_exact(&mut got).unwrap();
+    assert!(got == flood, "every byte, in order, once bound");
+    writing.join().unwrap().unwrap();
+}
