@@ -329,3 +329,18 @@ fn dont_fragment_in_a_send_indication_sets_df_on_the_relay_socket() {
         assert!(listener.stop(), "{backend:?}");
     }
 }
+
+/// RFC 6062 §5.1: a TCP allocation needs a TCP or TLS control connection; over UDP it is a
+/// bad request, and the engine never opens a relay for it.
+#[test]
+fn a_tcp_allocation_over_udp_is_400() {
+    for backend in BACKENDS {
+        let (listener, _shared) = start(&config((61800, 61809), "allow-loopback-peers"), backend, 1);
+        let mut client = UdpClient::new(listener.local_addr());
+        let tcp = AllocateOptions { transport: 6, ..AllocateOptions::default() };
+        assert_eq!(code(&client.allocate(tcp)), 400, "{backend:?}");
+        assert_eq!(wait_sockets_open(&listener, 0), 0, "{backend:?}: no relay");
+        assert_eq!(code(&client.allocate(AllocateOptions::default())), 0, "{backend:?}: UDP still is");
+        assert!(listener.stop(), "{backend:?}");
+    }
+}
