@@ -516,13 +516,15 @@ impl Worker {
         let _ = self.io.registry.deregister(&mut conn.stream);
         self.io.by_tuple.remove(&conn.tuple);
         self.io.stats.closed(reason);
-        if reason != CloseReason::Client {
-            // What is already queued (an error response, a TLS alert) goes out if it can.
-            if let Some(tls) = &mut conn.tls {
-                tls.send_close_notify();
-            }
-            let _ = conn.flush();
+        if reason != CloseReason::Client
+            && let Some(tls) = &mut conn.tls
+        {
+            tls.send_close_notify();
         }
+        // What is already queued (the answer to a last request, an error response, a TLS
+        // alert) goes out if the socket takes it: a client that only shut down its sending
+        // side still reads.
+        let _ = conn.flush();
         self.server.handle_client_closed(&conn.tuple, &mut self.io);
     }
 
