@@ -6,7 +6,7 @@
 # leaves its allocations behind when it exits, and a later run whose client happens to get the
 # same ephemeral port would meet one of them (437 Allocation Mismatch) on either server.
 #
-#   scripts/turn-vs-coturn.sh [--quick] [--repeat N] [--kernel-relay] [SCENARIO ...]
+#   scripts/turn-vs-coturn.sh [--quick] [--repeat N] [--kernel-relay] [--port-offset N] [SCENARIO ...]
 #
 # --kernel-relay runs ours with its in-kernel ChannelData relay on loopback
 # (kernel-relay-interface=lo; needs root). The benchmark charges each server its own process's
@@ -15,18 +15,22 @@
 # turnutils_peer. So with it, the same run also reports the whole machine's CPU per message
 # (all processes and interrupts, from /proc/stat), for both servers, to show the saving is real.
 #
+# --port-offset N moves every port both servers and the echo peer listen on (and our relay
+# range) up by N, so that two runs can share the machine.
+#
 # Needs coturn (scripts/install-test-deps.sh installs it), openssl and a release build, which
 # this script makes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${TURN_BENCH:-$ROOT/../shared/bench/turn-vs-coturn.sh}
-QUICK=() KERNEL_RELAY=0 REPEAT=1
+QUICK=() KERNEL_RELAY=0 REPEAT=1 OFFSET=0
 while [[ ${1:-} == --* ]]; do
   case $1 in
     --quick) QUICK=(--quick);;
     --repeat) REPEAT=$2; shift;;
     --kernel-relay) KERNEL_RELAY=1;;
+    --port-offset) OFFSET=$2; shift;;
     *) echo "turn-vs-coturn: unknown option $1" >&2; exit 2;;
   esac
   shift
@@ -52,10 +56,10 @@ SECRET=bench-secret-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
 cat > "$WORK/turn.conf" <<CONF
 listening-ip=127.0.0.1
 relay-ip=127.0.0.1
-listening-port=3479
-tls-listening-port=5350
-min-port=45000
-max-port=49999
+listening-port=$((3479 + OFFSET))
+tls-listening-port=$((5350 + OFFSET))
+min-port=$((45000 + OFFSET))
+max-port=$((49999 + OFFSET))
 realm=bench.local
 use-auth-secret
 static-auth-secret=$SECRET
@@ -67,7 +71,8 @@ if [[ $KERNEL_RELAY == 1 ]]; then echo "kernel-relay-interface=lo" >> "$WORK/tur
 
 for scenario in "${SCENARIOS[@]}"; do
   echo "turn-vs-coturn: $scenario" >&2
-  timeout $((900 * REPEAT)) bash "$BENCH" --mode compare "${QUICK[@]}" --repeat "$REPEAT" --label ours --port 3479 --tls-port 5350 \
+  timeout $((900 * REPEAT)) bash "$BENCH" --mode compare "${QUICK[@]}" --repeat "$REPEAT" --label ours --port $((3479 + OFFSET)) --tls-port $((5350 + OFFSET)) \
+      --coturn-port $((34780 + OFFSET)) --peer-port $((34790 + OFFSET)) \
       --secret "$SECRET" --server-cmd "$TURN_BIN --config $WORK/turn.conf" \
       --scenarios "$scenario" --outdir "$WORK/$scenario" > "$WORK/$scenario.log" 2>&1 \
     || { echo "turn-vs-coturn: $scenario failed, see $WORK/$scenario.log" >&2; exit 1; }

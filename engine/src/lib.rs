@@ -68,5 +68,5 @@ pub use liveness::Liveness;
 pub use load::{LOAD_WINDOW, Load};
 pub use pool::{FreeList, PacketPool, PoolError, SLOT_SIZE, SlotId};
 /// For data planes' own sockets outside the engine (TURN's TCP relays) too.
-pub use socket::set_dont_fragment;
+pub use socket::{MAX_RECV_BATCH, Received, recv_batch, set_dont_fragment};
 pub use steer::worker_for_source_ip;

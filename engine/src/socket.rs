@@ -115,6 +115,78 @@ pub fn kernel_drops(socket: &UdpSocket) -> Option<u64> {
     (rc == 0 && len as usize > SK_MEMINFO_DROPS * 4).then(|| u64::from(info[SK_MEMINFO_DROPS]))
 }
 
+/// Most datagrams one [`recv_batch`] call takes.
+pub const MAX_RECV_BATCH: usize = 16;
+
+/// One datagram taken by [`recv_batch`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes written into its chunk of the slab.
+    pub len: usize,
+    pub from: Option<SocketAddr>,
+    /// It was longer than its chunk, and the rest is lost.
+    pub truncated: bool,
+}
+
+/// Takes the datagrams queued on a non-blocking socket with one `recvmmsg`: the i-th into the
+/// i-th `chunk`-byte piece of `slab`, described by `out[i]`, at most `out.len()`,
+/// [`MAX_RECV_BATCH`] or as many chunks as `slab` has. Returns how many; fewer than asked means
+/// the queue is empty, so an edge-triggered reader need not ask again until the next edge,
+/// which saves the `EAGAIN` call that `recv` in a loop ends with.
+pub fn recv_batch(
+    socket: &impl AsRawFd,
+    slab: &mut [u8],
+    chunk: usize,
+    out: &mut [Received],
+) -> io::Result<usize> {
+    let want = out.len().min(MAX_RECV_BATCH).min(slab.len() / chunk.max(1));
+    if want == 0 {
+        return Ok(0);
+    }
+    let mut names = [unsafe_zeroed::<libc::sockaddr_in6>(); MAX_RECV_BATCH];
+    let mut iovecs = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_RECV_BATCH];
+    let mut headers = [unsafe_zeroed::<libc::mmsghdr>(); MAX_RECV_BATCH];
+    for (i, piece) in slab.chunks_exact_mut(chunk).take(want).enumerate() {
+        iovecs[i] = libc::iovec { iov_base: piece.as_mut_ptr().cast(), iov_len: piece.len() };
+        point_header(
+            &mut headers[i].msg_hdr,
+            &raw mut names[i],
+            NAME_LEN as libc::socklen_t,
+            &raw mut iovecs[i],
+        );
+    }
+    // SAFETY: the first `want` headers point at live addresses, iovecs and pieces of `slab`,
+    // all borrowed mutably for the duration of the call.
+    let n = unsafe {
+        libc::recvmmsg(
+            socket.as_raw_fd(),
+            headers.as_mut_ptr(),
+            want as u32,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    for (datagram, header) in out.iter_mut().zip(&headers[..n]) {
+        // SAFETY: the kernel wrote `msg_namelen` bytes (at most NAME_LEN) of the address.
+        let name = unsafe {
+            std::slice::from_raw_parts(
+                header.msg_hdr.msg_name.cast::<u8>(),
+                (header.msg_hdr.msg_namelen as usize).min(NAME_LEN),
+            )
+        };
+        *datagram = Received {
+            len: (header.msg_len as usize).min(chunk),
+            from: decode(name),
+            truncated: header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+        };
+    }
+    Ok(n)
+}
+
 /// Points a message header at one address and one iovec (more may follow it, counted by
 /// `msg_iovlen`), with no control data.
 pub fn point_header(
@@ -238,5 +310,37 @@ mod tests {
         assert_eq!(decode(&[]), None);
         assert_eq!(decode(&[2, 0, 1]), None);
         assert_eq!(decode(&[0xff; 28]), None);
+    }
+
+    #[test]
+    fn a_batch_takes_what_is_queued_and_says_when_the_queue_is_empty() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver.set_nonblocking(true).unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = receiver.local_addr().unwrap();
+        let mut slab = [0u8; 4 * 32];
+        let mut out = [Received::default(); 4];
+        let empty = recv_batch(&receiver, &mut slab, 32, &mut out).unwrap_err();
+        assert_eq!(empty.kind(), io::ErrorKind::WouldBlock);
+
+        for payload in [&b"one"[..], b"two!", &[7u8; 40]] {
+            sender.send_to(payload, to).unwrap();
+        }
+        let n = recv_batch(&receiver, &mut slab, 32, &mut out).unwrap();
+        assert_eq!(n, 3, "fewer than the four asked for: the queue is empty");
+        let from = Some(sender.local_addr().unwrap());
+        assert_eq!(out[0], Received { len: 3, from, truncated: false });
+        assert_eq!(&slab[..3], b"one");
+        assert_eq!(out[1], Received { len: 4, from, truncated: false });
+        assert_eq!(&slab[32..36], b"two!");
+        assert_eq!(out[2], Received { len: 32, from, truncated: true }, "longer than its chunk");
+        assert_eq!(slab[64..96], [7u8; 32]);
+
+        for _ in 0..6 {
+            sender.send_to(b"x", to).unwrap();
+        }
+        assert_eq!(recv_batch(&receiver, &mut slab, 32, &mut out).unwrap(), 4, "as many as asked");
+        assert_eq!(recv_batch(&receiver, &mut slab, 32, &mut out[..1]).unwrap(), 1, "out bounds the batch");
+        assert_eq!(recv_batch(&receiver, &mut slab[..40], 32, &mut out).unwrap(), 1, "so does the slab");
     }
 }

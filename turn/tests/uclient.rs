@@ -620,6 +620,31 @@ fn garbage_on_a_stream_closes_it_and_binding_works() {
     assert_eq!(sample(&metrics, "turn_stream_connections_closed_total{reason=\"framing\"}"), 1, "{metrics}");
 }
 
+/// A request and the client's FIN in one segment reach the server as one epoll edge. The
+/// server stops reading at a read shorter than its buffer, which is right for data alone but
+/// would leave the FIN unseen until the idle timeout: it must read on to the end.
+#[test]
+fn a_request_with_the_fin_in_its_segment_is_answered_and_the_connection_closed() {
+    let dir = TempDir::new("fin");
+    install(&pki("fin"), &dir);
+    let daemon = Daemon::start(&dir, |ports| base_config(&dir, ports, (45200, 45299)));
+    let addr = SocketAddr::new(LOCALHOST, daemon.ports.tcp);
+    for _ in 0..5 {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let corked = socket2::SockRef::from(&stream);
+        corked.set_tcp_cork(true).unwrap();
+        stream.write_all(&binding_request()).unwrap();
+        // Shutting down sends what the cork held with the FIN.
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("the server closes its side, no read timeout");
+        assert!(started.elapsed() < Duration::from_secs(4), "closed at once, not by a timeout");
+        assert_eq!(&answer[..2], &[0x01, 0x01], "the Binding request was answered first");
+    }
+}
+
 fn binding_request() -> [u8; 20] {
     let mut message = [0u8; 20];
     message[1] = 0x01; // Binding request, no attributes

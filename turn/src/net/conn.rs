@@ -49,6 +49,10 @@ pub(super) struct Conn {
 pub(super) enum Received {
     /// Bytes were appended to `inbuf`.
     Bytes(usize),
+    /// Bytes were appended to `inbuf`, and they were all the socket had: a read shorter than
+    /// the buffer empties the receive queue, and the next segment brings a new edge, so the
+    /// reader need not spend a system call to hear `EAGAIN` (tokio reasons the same way).
+    Drained(usize),
     WouldBlock,
     Closed(CloseReason),
 }
@@ -85,7 +89,7 @@ impl Conn {
                 Ok(0) => Received::Closed(CloseReason::Client),
                 Ok(n) => {
                     self.inbuf.extend_from_slice(&scratch[..n]);
-                    Received::Bytes(n)
+                    if n < scratch.len() { Received::Drained(n) } else { Received::Bytes(n) }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Received::WouldBlock,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => Received::Bytes(0),

@@ -139,7 +139,12 @@ mod tests {
     #[test]
     fn a_full_range_is_exhausted() {
         let mut rng = Rng::new();
-        let range = (41100, 41103);
+        // Four ports no other process holds (a coturn on the machine draws from 40000-44999).
+        let range = (41100..41900)
+            .step_by(4)
+            .map(|first| (first, first + 3))
+            .find(|&(first, last)| (first..=last).all(|port| UdpSocket::bind((LOCALHOST, port)).is_ok()))
+            .expect("four free ports in a row");
         let held: Vec<_> = (0..4)
             .filter_map(|_| RelaySocket::open(LOCALHOST, PortRequest::Any, range, &mut rng).ok())
             .collect();

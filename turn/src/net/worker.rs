@@ -42,6 +42,8 @@ const WAKER: Token = Token(usize::MAX);
 /// source is remembered rather than waiting for another event).
 const READ_BUDGET: usize = 256 * 1024;
 const DATAGRAM_BUDGET: usize = 64;
+/// Datagrams taken from a relay socket per system call (`recvmmsg`).
+const RELAY_BATCH: usize = 8;
 /// Connections accepted per wake-up, so that another worker woken by the same connection
 /// burst takes a share.
 const ACCEPT_BUDGET: usize = 16;
@@ -50,6 +52,16 @@ const ACCEPT_BUDGET: usize = 16;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Largest UDP payload (65535 - 8 - 20).
 const MAX_DATAGRAM: usize = 65507;
+
+/// What an epoll event (or a source left over from the last turn) says about a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Readiness {
+    WritableOnly,
+    Readable,
+    /// Read until `EAGAIN` or the budget: the peer closed, an error is pending, or the budget
+    /// ran out last turn.
+    ReadAll,
+}
 
 /// What a worker needs to start.
 #[derive(Debug)]
@@ -165,7 +177,8 @@ pub fn spawn_all(
             peers: Arc::clone(&peers),
             inbox,
             owner_of: owner_of.clone(),
-            scratch: vec![0; MAX_MESSAGE.max(MAX_DATAGRAM)].into_boxed_slice(),
+            scratch: vec![0; MAX_MESSAGE].into_boxed_slice(),
+            datagrams: vec![0; RELAY_BATCH * MAX_DATAGRAM].into_boxed_slice(),
             pending: Vec::new(),
             next_housekeeping: None,
         };
@@ -194,8 +207,10 @@ struct Worker {
     inbox: Receiver<Handoff>,
     /// Keyed (randomly, per process) so that no client can pick its worker.
     owner_of: RandomState,
-    /// One read or one datagram at a time.
+    /// One read at a time.
     scratch: Box<[u8]>,
+    /// One relay socket's batch of datagrams, each in its own `MAX_DATAGRAM` piece.
+    datagrams: Box<[u8]>,
     /// Sources whose read budget ran out: read again next turn, before sleeping.
     pending: Vec<Token>,
     next_housekeeping: Option<Instant>,
@@ -215,11 +230,17 @@ impl Worker {
             }
             let now = now();
             for token in std::mem::take(&mut self.pending) {
-                self.dispatch(token, now, true);
+                self.dispatch(token, now, Readiness::ReadAll);
             }
             for event in events.iter() {
-                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-                self.dispatch(event.token(), now, readable);
+                let readiness = if event.is_read_closed() || event.is_error() {
+                    Readiness::ReadAll
+                } else if event.is_readable() {
+                    Readiness::Readable
+                } else {
+                    Readiness::WritableOnly
+                };
+                self.dispatch(event.token(), now, readiness);
             }
             if self.server.poll_timeout().is_some_and(|at| at <= now.instant) {
                 self.server.handle_timeout(now, &mut self.io);
@@ -252,7 +273,7 @@ impl Worker {
         deadline.map(|at| at.saturating_duration_since(now) + Duration::from_micros(999))
     }
 
-    fn dispatch(&mut self, token: Token, now: Now, readable: bool) {
+    fn dispatch(&mut self, token: Token, now: Now, readiness: Readiness) {
         match token.0 {
             i if i == WAKER.0 => self.take_handoffs(now),
             i if i < CONN_BASE => self.accept(i, now),
@@ -261,8 +282,8 @@ impl Worker {
                 if let Some(peer) = self.io.conns.get(index).and_then(|conn| conn.pipe) {
                     self.pump(peer, now);
                 } else {
-                    if readable {
-                        self.read_conn(index, now);
+                    if readiness != Readiness::WritableOnly {
+                        self.read_conn(index, now, readiness == Readiness::ReadAll);
                     }
                     // Writable, or readable with something to answer: flushed at the end of
                     // the turn.
@@ -354,7 +375,10 @@ impl Worker {
         Ok(())
     }
 
-    fn read_conn(&mut self, index: usize, now: Now) {
+    /// Reads until the socket is empty or the budget is spent. A read shorter than the buffer
+    /// ends it early, unless `to_the_end`: the peer's FIN (or an error) came with this edge,
+    /// and no later edge will report it, so only reading on to the 0 finds it.
+    fn read_conn(&mut self, index: usize, now: Now, to_the_end: bool) {
         let mut budget = READ_BUDGET;
         loop {
             let Some(conn) = self.io.conns.get_mut(index) else { return };
@@ -366,7 +390,13 @@ impl Worker {
                 conn.last_message = now.instant;
             }
             match received {
-                Received::Bytes(n) => {
+                Received::Drained(_) if !to_the_end => {
+                    if let Err(reason) = self.handle_messages(index, now) {
+                        self.close(index, reason);
+                    }
+                    return;
+                }
+                Received::Bytes(n) | Received::Drained(n) => {
                     if let Err(reason) = self.handle_messages(index, now) {
                         return self.close(index, reason);
                     }
@@ -443,16 +473,24 @@ impl Worker {
         if matches!(self.io.relays.get(index), Some(Relay::Tcp(_))) {
             return self.accept_peers(index, now);
         }
-        for _ in 0..DATAGRAM_BUDGET {
+        let mut received = [engine::Received::default(); RELAY_BATCH];
+        for _ in 0..DATAGRAM_BUDGET / RELAY_BATCH {
             let Some(Relay::Udp(relay)) = self.io.relays.get(index) else { return };
-            match relay.socket.recv_from(&mut self.scratch) {
-                Ok((n, peer)) => {
-                    let relay = RelayId(index as u32);
-                    self.server.handle_peer(now, relay, peer, &self.scratch[..n], &mut self.io);
-                }
+            let n = match engine::recv_batch(&relay.socket, &mut self.datagrams, MAX_DATAGRAM, &mut received)
+            {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // An ICMP error from an earlier send, reported on this socket: nothing to read.
-                Err(_) => {}
+                Err(_) => continue,
+            };
+            let relay = RelayId(index as u32);
+            for (datagram, bytes) in received[..n].iter().zip(self.datagrams.chunks_exact(MAX_DATAGRAM)) {
+                let Some(peer) = datagram.from else { continue };
+                self.server.handle_peer(now, relay, peer, &bytes[..datagram.len], &mut self.io);
+            }
+            // A short batch emptied the queue: the next datagram brings a new edge.
+            if n < RELAY_BATCH {
+                return;
             }
         }
         self.pending.push(Token(RELAY_BASE + index));
@@ -523,13 +561,15 @@ impl Worker {
         let _ = self.io.registry.deregister(&mut conn.stream);
         self.io.by_tuple.remove(&conn.tuple);
         self.io.stats.closed(reason);
-        if reason != CloseReason::Client {
-            // What is already queued (an error response, a TLS alert) goes out if it can.
-            if let Some(tls) = &mut conn.tls {
-                tls.send_close_notify();
-            }
-            let _ = conn.flush();
+        if reason != CloseReason::Client
+            && let Some(tls) = &mut conn.tls
+        {
+            tls.send_close_notify();
         }
+        // What is already queued (the answer to a last request, an error response, a TLS
+        // alert) goes out if the socket takes it: a client that only shut down its sending
+        // side still reads.
+        let _ = conn.flush();
         self.server.handle_client_closed(&conn.tuple, &mut self.io);
     }
 

@@ -3,8 +3,10 @@
 //!
 //! A fixed table, allocated once: 4-way set-associative by a keyed hash of the address. A
 //! flood of distinct (or spoofed) sources evicts entries, oldest first and blocked ones last;
-//! it never grows the table. The table is per worker: a source whose 5-tuples land on several
-//! workers gets the threshold on each, which still bounds guesses to a few per second.
+//! it never grows the table. The table is per worker, and every packet and connection from one
+//! source address reaches the same UDP worker (the engine steers by source IP) and the same
+//! stream worker (connections are handed to the worker of their client address), so a source
+//! gets the threshold once over UDP and once over TCP and TLS: still a few guesses a second.
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
