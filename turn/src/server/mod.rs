@@ -176,9 +176,7 @@ impl Server {
             indication_prefix: seed[..4].try_into().expect("4 of 12 bytes"),
             indications_sent: u64::from_be_bytes(seed[4..].try_into().expect("8 of 12 bytes")),
             kernel_relay: !config.kernel_relay_interfaces.is_empty(),
-            peer_connections: PeerConnections::new(u32::from_be_bytes(
-                seed[8..].try_into().expect("4 of 12 bytes"),
-            )),
+            peer_connections: PeerConnections::new(),
         }
     }
 

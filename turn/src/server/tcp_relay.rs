@@ -15,6 +15,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -67,20 +68,24 @@ struct PeerConnection {
 #[derive(Debug)]
 pub(super) struct PeerConnections {
     by_id: HashMap<ConnectionId, PeerConnection>,
-    /// The last id given out; starts at random so that ids say nothing across restarts.
-    last: u32,
+    /// Ids given out so far.
+    minted: u64,
+    /// Ids are a keyed hash of `minted`: a client that sees its own ids learns nothing of the
+    /// next ones, so nobody binds another client's connection by guessing (the credentials
+    /// check stops other users; this stops another client of the same user).
+    keys: RandomState,
 }
 
 impl PeerConnections {
-    pub fn new(seed: u32) -> Self {
-        Self { by_id: HashMap::new(), last: seed }
+    pub fn new() -> Self {
+        Self { by_id: HashMap::new(), minted: 0, keys: RandomState::new() }
     }
 
-    /// A fresh id: the next one not in use (the table is far smaller than 2^32).
+    /// A fresh id, not in use (the table is far smaller than 2^32, so collisions are rare).
     fn mint(&mut self) -> ConnectionId {
         loop {
-            self.last = self.last.wrapping_add(1);
-            let id = ConnectionId(self.last);
+            self.minted += 1;
+            let id = ConnectionId(self.keys.hash_one(self.minted) as u32);
             if !self.by_id.contains_key(&id) {
                 return id;
             }
