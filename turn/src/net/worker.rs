@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -299,23 +300,12 @@ impl Worker {
     fn accept(&mut self, index: usize, now: Now) {
         for _ in 0..ACCEPT_BUDGET {
             let (listener, transport) = &self.listeners[index];
-            let (stream, client) = match listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // The process or the system is out of descriptors or memory. The connection
-                // stays queued; try again at the next housekeeping rather than spin.
-                Err(e) if is_resource_error(&e) => {
-                    self.io.stats.refused();
-                    self.next_housekeeping = Some(now.instant + HOUSEKEEPING);
-                    return;
-                }
-                // The client gave up before we accepted (ECONNABORTED) and the like.
-                Err(_) => continue,
-            };
-            if !self.io.stats.try_open(self.limits.max_connections) {
-                continue; // dropped: closed at once
-            }
             let transport = *transport;
+            let (stream, client) = match self.take_accepted(listener.accept(), now) {
+                ControlFlow::Break(()) => return,
+                ControlFlow::Continue(None) => continue,
+                ControlFlow::Continue(Some(accepted)) => accepted,
+            };
             let owner = (self.owner_of.hash_one(client.ip()) % self.peers.len() as u64) as usize;
             if owner != self.index {
                 let peer = &self.peers[owner];
@@ -332,6 +322,30 @@ impl Worker {
         }
         // More may be queued: come back next turn.
         self.pending.push(Token(index));
+    }
+
+    /// Sorts out one `accept` of a client or a peer. `Break`: stop accepting for now, the
+    /// queue being empty or the process or the system out of descriptors or memory (then the
+    /// connection stays queued and the next housekeeping tries again, rather than spin).
+    /// `Continue(None)`: skip this one, the client having given up before we accepted
+    /// (ECONNABORTED and the like) or the connection limit reached (closed at once).
+    fn take_accepted(
+        &mut self,
+        accepted: io::Result<(TcpStream, SocketAddr)>,
+        now: Now,
+    ) -> ControlFlow<(), Option<(TcpStream, SocketAddr)>> {
+        match accepted {
+            Ok(accepted) => {
+                ControlFlow::Continue(self.io.stats.try_open(self.io.max_connections).then_some(accepted))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ControlFlow::Break(()),
+            Err(e) if is_resource_error(&e) => {
+                self.io.stats.refused();
+                self.next_housekeeping = Some(now.instant + HOUSEKEEPING);
+                ControlFlow::Break(())
+            }
+            Err(_) => ControlFlow::Continue(None),
+        }
     }
 
     fn take_handoffs(&mut self, now: Now) {

@@ -2,14 +2,11 @@
 //! connections to peers completing, and the pump that moves bytes between a peer data
 //! connection and its client data connection.
 
-use std::io;
+use std::ops::ControlFlow;
 
 use mio::{Interest, Token};
 
-use super::{
-    ACCEPT_BUDGET, CloseReason, HOUSEKEEPING, PEER_BASE, READ_BUDGET, RELAY_BASE, Relay, StreamIo, Worker,
-    is_resource_error,
-};
+use super::{ACCEPT_BUDGET, CloseReason, PEER_BASE, READ_BUDGET, RELAY_BASE, Relay, StreamIo, Worker};
 use crate::net::peer_stream::PeerStream;
 use crate::net::pipe::Transfer;
 use crate::server::{Now, RelayId};
@@ -128,19 +125,11 @@ impl Worker {
     pub(super) fn accept_peers(&mut self, index: usize, now: Now) {
         for _ in 0..ACCEPT_BUDGET {
             let Some(Relay::Tcp(relay)) = self.io.relays.get(index) else { return };
-            let (mut stream, peer) = match relay.listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if is_resource_error(&e) => {
-                    self.io.stats.refused();
-                    self.next_housekeeping = Some(now.instant + HOUSEKEEPING);
-                    return;
-                }
-                Err(_) => continue,
+            let (mut stream, peer) = match self.take_accepted(relay.listener.accept(), now) {
+                ControlFlow::Break(()) => return,
+                ControlFlow::Continue(None) => continue,
+                ControlFlow::Continue(Some(accepted)) => accepted,
             };
-            if !self.io.stats.try_open(self.io.max_connections) {
-                continue;
-            }
             let relay = RelayId(index as u32);
             let Some(id) = self.server.handle_peer_accepted(now, relay, peer, &mut self.io) else {
                 self.io.stats.closed(CloseReason::Pipe);
