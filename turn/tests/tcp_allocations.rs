@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
-use stun::{BufferTooSmall, TransactionId};
+use stun::{AddressFamily, BufferTooSmall, TransactionId};
 use turn::client::{AllocateOptions, Client, Outcome, Response, parse_connection_attempt};
 
 const TURN_BIN: &str = env!("CARGO_BIN_EXE_turn");
@@ -61,6 +61,11 @@ impl Daemon {
     /// The daemon on 127.0.0.1 with long-term credentials ada/lovelace and bob/builder, TCP
     /// and TLS listeners, loopback peers allowed (private ones are not) and a metrics endpoint.
     fn start(name: &str) -> Self {
+        Self::start_with(name, "")
+    }
+
+    /// [`start`](Self::start) with more configuration lines.
+    fn start_with(name: &str, extra: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("turn-tcp-alloc-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -73,7 +78,7 @@ impl Daemon {
                 "listening-ip=127.0.0.1\nlistening-port={tcp}\ntls-listening-port={tls}\n\
                  min-port={relay}\nmax-port={}\nlt-cred-mech\nuser=ada:lovelace\nuser=bob:builder\n\
                  realm=example.org\nallow-loopback-peers\nno-udp\ncert={}\npkey={}\n\
-                 prometheus\nprometheus-address=127.0.0.1\nprometheus-port={metrics}\n",
+                 prometheus\nprometheus-address=127.0.0.1\nprometheus-port={metrics}\n{extra}",
                 relay + 200,
                 dir.0.join("cert.pem").display(),
                 dir.0.join("key.pem").display(),
@@ -248,7 +253,11 @@ fn ada() -> Client {
 /// A TCP peer on 127.0.0.2 that echoes what it receives on one connection, and reports the
 /// bytes echoed once the connection closes, and where the connection came from.
 fn echo_peer() -> (SocketAddr, JoinHandle<(u64, SocketAddr)>) {
-    let listener = TcpListener::bind((PEER_IP, 0)).unwrap();
+    echo_peer_on(PEER_IP)
+}
+
+fn echo_peer_on(ip: IpAddr) -> (SocketAddr, JoinHandle<(u64, SocketAddr)>) {
+    let listener = TcpListener::bind((ip, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = std::thread::spawn(move || {
         let (mut stream, from) = listener.accept().unwrap();
@@ -328,6 +337,30 @@ fn connect_then_connection_bind_pipes_megabytes_both_ways_byte_exact() {
         daemon.metric(&format!("turn_tcp_relayed_bytes_total{{direction=\"{direction}\"}}"))
     };
     assert_eq!((relayed("client_to_peer"), relayed("peer_to_client")), (4 << 20, 4 << 20));
+}
+
+#[test]
+fn an_ipv6_tcp_relay_connects_out_from_its_address_and_pipes() {
+    // ::1 is the relay's own address too, which only an explicit allowance opens.
+    let daemon = Daemon::start_with("v6", "relay-ip=127.0.0.1\nrelay-ip=::1\nallowed-peer-ip=::1\n");
+    let (peer, echoed) = echo_peer_on(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    let mut control = Session::new(connect(daemon.tcp), ada());
+    let options =
+        AllocateOptions { transport: TCP, family: Some(AddressFamily::V6), ..AllocateOptions::default() };
+    let response = control.request(&|c, b, t| c.allocate(b, t, &options));
+    assert_eq!(response.outcome, Outcome::Success, "{response:?}");
+    let relayed = response.relayed[0];
+    assert_eq!(relayed.ip(), Ipv6Addr::LOCALHOST, "{response:?}");
+    let response = control.connect(peer);
+    assert_eq!(response.outcome, Outcome::Success, "{response:?}");
+    let id = response.connection_id.expect("CONNECTION-ID in the Connect response");
+
+    let mut data = Session::new(connect(daemon.tcp), ada());
+    assert_eq!(data.bind(id).outcome, Outcome::Success);
+    let sent = pattern(256 << 10, 3);
+    assert!(round_trip(&data.stream, &sent) == sent, "the echo came back byte-exact");
+    data.stream.shutdown(Shutdown::Both).unwrap();
+    assert_eq!(echoed.join().unwrap(), (256 << 10, relayed), "from the IPv6 relayed address");
 }
 
 #[test]
