@@ -647,6 +647,22 @@ impl StreamIo {
             self.dirty.push(index);
         }
     }
+
+    /// Registers a relay socket for reading and keeps it under a fresh id.
+    fn add_relay(&mut self, mut relay: Relay) -> Result<(RelayId, SocketAddr), RelayError> {
+        let index = self.relays.vacant();
+        let id = u32::try_from(index).map_err(|_| RelayError::Unavailable)?;
+        let (source, local): (&mut dyn mio::event::Source, SocketAddr) = match &mut relay {
+            Relay::Udp(relay) => (&mut relay.socket, relay.local),
+            Relay::Tcp(relay) => (&mut relay.listener, relay.local),
+        };
+        self.registry
+            .register(source, Token(RELAY_BASE + index), Interest::READABLE)
+            .map_err(|_| RelayError::Unavailable)?;
+        self.relays.insert(relay);
+        self.stats.relay_opened();
+        Ok((RelayId(id), local))
+    }
 }
 
 impl TurnIo for StreamIo {
@@ -669,16 +685,8 @@ impl TurnIo for StreamIo {
         ip: std::net::IpAddr,
         port: PortRequest,
     ) -> Result<(RelayId, SocketAddr), RelayError> {
-        let mut relay = RelaySocket::open(ip, port, self.ports, &mut self.rng)?;
-        let index = self.relays.vacant();
-        let id = u32::try_from(index).map_err(|_| RelayError::Unavailable)?;
-        self.registry
-            .register(&mut relay.socket, Token(RELAY_BASE + index), Interest::READABLE)
-            .map_err(|_| RelayError::Unavailable)?;
-        let local = relay.local;
-        self.relays.insert(Relay::Udp(relay));
-        self.stats.relay_opened();
-        Ok((RelayId(id), local))
+        let relay = RelaySocket::open(ip, port, self.ports, &mut self.rng)?;
+        self.add_relay(Relay::Udp(relay))
     }
 
     fn close_relay(&mut self, relay: RelayId) {
@@ -691,16 +699,8 @@ impl TurnIo for StreamIo {
     }
 
     fn open_tcp_relay(&mut self, ip: std::net::IpAddr) -> Result<(RelayId, SocketAddr), RelayError> {
-        let mut relay = TcpRelay::open(ip, self.ports, &mut self.rng)?;
-        let index = self.relays.vacant();
-        let id = u32::try_from(index).map_err(|_| RelayError::Unavailable)?;
-        self.registry
-            .register(&mut relay.listener, Token(RELAY_BASE + index), Interest::READABLE)
-            .map_err(|_| RelayError::Unavailable)?;
-        let local = relay.local;
-        self.relays.insert(Relay::Tcp(relay));
-        self.stats.relay_opened();
-        Ok((RelayId(id), local))
+        let relay = TcpRelay::open(ip, self.ports, &mut self.rng)?;
+        self.add_relay(Relay::Tcp(relay))
     }
 
     fn connect_peer(&mut self, relay: RelayId, connection: ConnectionId, peer: SocketAddr) -> bool {
